@@ -1,0 +1,103 @@
+// The thin loader every function uses: CORS, Request → wasm → Response.
+// No business logic lives here; the wasm module does all of it.
+
+/** What a function's wasm-bindgen module exports (see shared::export_function!). */
+export interface WasmFunction {
+  configure(envJson: string): void;
+  body_limit(): number;
+  handle(
+    method: string,
+    headersJson: string,
+    body: Uint8Array,
+  ): Promise<string>;
+}
+
+/** The environment a function reads; see shared/src/config.rs. */
+const ENV_KEYS = [
+  "SUPABASE_URL",
+  "SUPABASE_ANON_KEY",
+  "SUPABASE_JWKS",
+  "JWT_SECRET",
+  "POSTGREST_URL",
+];
+
+export const CORS_HEADERS: Record<string, string> = {
+  "access-control-allow-origin": "*",
+  "access-control-allow-headers":
+    "authorization, x-client-info, apikey, content-type, idempotency-key",
+  "access-control-allow-methods": "POST, OPTIONS",
+  "access-control-expose-headers":
+    "idempotent-replayed, retry-after, ratelimit, ratelimit-policy",
+  "access-control-max-age": "86400",
+};
+
+/** Reads at most `cap` bytes of the body; the wasm side refuses anything longer than its limit. */
+async function readCapped(req: Request, cap: number): Promise<Uint8Array> {
+  if (!req.body) return new Uint8Array(0);
+  const declared = Number(req.headers.get("content-length") ?? "NaN");
+  if (declared > cap) {
+    await req.body.cancel();
+    return new Uint8Array(cap);
+  }
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  while (size < cap) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    size += value.length;
+  }
+  if (size >= cap) await reader.cancel();
+  const out = new Uint8Array(Math.min(size, cap));
+  let offset = 0;
+  for (const chunk of chunks) {
+    const part = chunk.subarray(0, out.length - offset);
+    out.set(part, offset);
+    offset += part.length;
+    if (offset === out.length) break;
+  }
+  return out;
+}
+
+function envelope(status: number, code: string, message: string): Response {
+  return new Response(
+    JSON.stringify({ error: { code, message, details: null } }),
+    {
+      status,
+      headers: { ...CORS_HEADERS, "content-type": "application/json" },
+    },
+  );
+}
+
+/** Configures the module from the environment once, and returns the request handler. */
+export function makeHandler(
+  wasm: WasmFunction,
+): (req: Request) => Promise<Response> {
+  const env: Record<string, string> = {};
+  for (const key of ENV_KEYS) {
+    const value = Deno.env.get(key);
+    if (value !== undefined) env[key] = value;
+  }
+  wasm.configure(JSON.stringify(env));
+  const cap = wasm.body_limit() + 1;
+
+  return async (req: Request): Promise<Response> => {
+    if (req.method === "OPTIONS") {
+      return new Response(null, { status: 204, headers: CORS_HEADERS });
+    }
+    try {
+      const body = await readCapped(req, cap);
+      const headers = JSON.stringify(Object.fromEntries(req.headers));
+      const wire = JSON.parse(await wasm.handle(req.method, headers, body));
+      return new Response(wire.body, {
+        status: wire.status,
+        headers: { ...CORS_HEADERS, ...wire.headers },
+      });
+    } catch (err) {
+      // A trap in the module is a bug: log it, tell the client nothing more.
+      console.error("function failed:", err);
+      return envelope(500, "INTERNAL_ERROR", "internal error");
+    }
+  };
+}

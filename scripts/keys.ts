@@ -1,0 +1,55 @@
+// Writes the stack's keys (once) and its env file (every start).
+// Usage: deno run scripts/keys.ts <stack dir> <api port> <db port>
+import {
+  b64url,
+  generateKeys, publicJwks, signHs256, type StackKeys } from "./jwt.ts";
+
+const [stackDir, apiPort, dbPort] = Deno.args;
+const keysPath = `${stackDir}/keys.json`;
+
+let keys: StackKeys;
+try {
+  keys = JSON.parse(Deno.readTextFileSync(keysPath));
+} catch {
+  keys = await generateKeys();
+  Deno.writeTextFileSync(keysPath, JSON.stringify(keys, null, 2), {
+    mode: 0o600,
+  });
+}
+
+const tenYears = Math.floor(Date.now() / 1000) + 10 * 365 * 24 * 3600;
+const iat = Math.floor(Date.now() / 1000);
+const anon = await signHs256(
+  { iss: "supabase-local", role: "anon", iat, exp: tenYears },
+  keys.jwt_secret,
+);
+const service = await signHs256(
+  { iss: "supabase-local", role: "service_role", iat, exp: tenYears },
+  keys.jwt_secret,
+);
+
+// The REST server accepts both the ES256 key and the HS256 secret (as an oct JWK).
+const restSecret = {
+  keys: [
+    keys.es256_public,
+    { kty: "oct", alg: "HS256", k: b64url(keys.jwt_secret) },
+  ],
+};
+Deno.writeTextFileSync(
+  `${stackDir}/rest-jwt-secret.json`,
+  JSON.stringify(restSecret),
+);
+
+const url = `http://127.0.0.1:${apiPort}`;
+const env: Record<string, string> = {
+  SUPABASE_URL: url,
+  SUPABASE_ANON_KEY: anon,
+  SUPABASE_SERVICE_ROLE_KEY: service,
+  SUPABASE_DB_URL: `postgres://postgres@127.0.0.1:${dbPort}/postgres`,
+  SUPABASE_JWKS: JSON.stringify(publicJwks(keys)),
+  JWT_SECRET: keys.jwt_secret,
+};
+Deno.writeTextFileSync(
+  `${stackDir}/env`,
+  Object.entries(env).map(([k, v]) => `${k}='${v}'`).join("\n") + "\n",
+);

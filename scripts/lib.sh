@@ -1,0 +1,219 @@
+# shellcheck shell=bash
+# Shared by scripts/dev, scripts/test, scripts/build and scripts/bench: install
+# what is missing, build, and run the local stack. Source it; do not run it.
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="$ROOT/scripts/tools/node_modules/.bin"
+PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
+POSTRUST_VERSION="3.1.0"
+
+log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# --- tools ------------------------------------------------------------------
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]} (apt)"
+  command -v apt-get >/dev/null || die "apt-get is not available; install ${missing[*]} by hand"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+wasm_bindgen_version() {
+  # The CLI must equal the wasm-bindgen crate in Cargo.lock exactly.
+  awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$ROOT/Cargo.lock"
+}
+
+ensure_tools() {
+  command -v cargo >/dev/null || die "cargo is required (rustup)"
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    log "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown >/dev/null
+  fi
+  local want
+  want="$(wasm_bindgen_version)"
+  if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
+    log "installing wasm-bindgen-cli $want (cargo; a few minutes, once)"
+    cargo install -q wasm-bindgen-cli --version "$want" --force
+  fi
+  if ! cargo install --list | grep -qx "postrust-server v$POSTRUST_VERSION:"; then
+    log "installing postrust-server $POSTRUST_VERSION, the PostgREST-compatible server (cargo; several minutes, once)"
+    # not --locked: its lock file pins a webpki-roots version the registry lacks
+    cargo install -q postrust-server --version "$POSTRUST_VERSION" --force
+  fi
+  [ -x "$PG_BIN/initdb" ] || apt_install postgresql-15
+  apt_install postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
+  if [ ! -x "$TOOLS/deno" ] || [ ! -x "$TOOLS/wasm-opt" ] \
+    || [ "$ROOT/scripts/tools/package-lock.json" -nt "$ROOT/scripts/tools/node_modules/.package-lock.json" ]; then
+    log "installing Deno and binaryen (npm)"
+    (cd "$ROOT/scripts/tools" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+  export PATH="$TOOLS:$PATH"
+}
+
+# --- build ------------------------------------------------------------------
+
+function_names() {
+  local dir
+  for dir in "$ROOT"/functions/*/; do
+    [ -f "$dir/Cargo.toml" ] && basename "$dir"
+  done
+}
+
+build_functions() {
+  log "building every function for wasm32 (release)"
+  (cd "$ROOT" && cargo build -q --release --target wasm32-unknown-unknown $(function_names | sed 's/^/-p /'))
+  local name crate out
+  printf '%-28s %12s %12s\n' function "wasm bytes" "gzip bytes" >&2
+  for name in $(function_names); do
+    crate="${name//-/_}"
+    out="$ROOT/functions/$name/pkg"
+    rm -rf "$out" && mkdir -p "$out"
+    wasm-bindgen --target deno --out-dir "$out" "$ROOT/target/wasm32-unknown-unknown/release/$crate.wasm"
+    # binaryen from npm; Debian's is too old for wasm-bindgen's externref table.
+    # Explicit features: --all-features makes Deno reject the module.
+    wasm-opt -Oz --enable-reference-types --enable-bulk-memory --enable-sign-ext \
+      --enable-mutable-globals --enable-nontrapping-float-to-int --enable-multivalue \
+      "$out/${crate}_bg.wasm" -o "$out/${crate}_bg.wasm"
+    printf '%-28s %12s %12s\n' "$name" "$(stat -c %s "$out/${crate}_bg.wasm")" \
+      "$(gzip -9c "$out/${crate}_bg.wasm" | wc -c)" >&2
+  done
+}
+
+# --- the local stack ----------------------------------------------------------
+# STACK_DIR holds everything a stack owns: pids, logs, keys, env, and the
+# Postgres data (or a pointer to it). API_PORT, DB_PORT and REST_PORT choose
+# the ports, so a test stack runs beside a dev stack.
+
+port_in_use() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+check_ports_free() {
+  local port
+  for port in "$@"; do
+    if port_in_use "$port"; then
+      die "port $port is already in use. Stop what is listening there, or choose other ports (API_PORT, DB_PORT, REST_PORT)."
+    fi
+  done
+}
+
+wait_for() { # wait_for <seconds> <what> <command…>
+  local seconds="$1" what="$2"
+  shift 2
+  local i
+  for ((i = 0; i < seconds * 10; i++)); do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  die "$what did not come up within ${seconds}s; see $STACK_DIR/*.log"
+}
+
+pg_data_dir() {
+  # initdb refuses root, so the cluster runs as `postgres`, which must be able to
+  # reach the data directory. If it cannot reach the checkout, use a temp dir.
+  if [ -f "$STACK_DIR/pgdata-path" ]; then
+    cat "$STACK_DIR/pgdata-path"
+  elif [ "$(id -u)" -ne 0 ] || runuser -u postgres -- test -x "$STACK_DIR"; then
+    echo "$STACK_DIR/pgdata"
+  else
+    local dir
+    dir="$(mktemp -d /tmp/commerce-edge-pg.XXXXXX)"
+    chown postgres "$dir"
+    echo "$dir/pgdata" | tee "$STACK_DIR/pgdata-path"
+  fi
+}
+
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+psql_super() {
+  PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 \
+    "postgres://postgres@127.0.0.1:$DB_PORT/postgres" "$@"
+}
+
+start_postgres() {
+  local data
+  data="$(pg_data_dir)"
+  if [ ! -f "$data/PG_VERSION" ]; then
+    log "creating a Postgres 15 cluster"
+    mkdir -p "$data"
+    [ "$(id -u)" -eq 0 ] && chown postgres "$data" "$STACK_DIR"
+    as_pg "$PG_BIN/initdb" -D "$data" -U postgres -A trust --no-sync -E UTF8 --locale=C.UTF-8 >"$STACK_DIR/initdb.log"
+  fi
+  [ "$(id -u)" -eq 0 ] && chown postgres "$STACK_DIR"
+  as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$(dirname "$data")/postgres.log" -w -t 60 \
+    -o "-p $DB_PORT -k $data -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off" start >/dev/null
+  wait_for 30 Postgres psql_super -c 'select 1'
+}
+
+stop_postgres() {
+  local data
+  data="$(pg_data_dir 2>/dev/null)" || return 0
+  [ -f "$data/postmaster.pid" ] && as_pg "$PG_BIN/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+apply_sql() {
+  log "applying the platform bootstrap, migrations and seed"
+  psql_super -f "$ROOT/supabase/local/bootstrap.sql" >/dev/null
+  psql_super -c 'create extension if not exists pgtap schema extensions' >/dev/null
+  local file
+  for file in "$ROOT"/supabase/migrations/*.sql; do
+    psql_super -f "$file" >/dev/null || die "migration $(basename "$file") failed"
+  done
+  psql_super -f "$ROOT/supabase/seed.sql" >/dev/null
+}
+
+start_rest() {
+  log "starting postrust (PostgREST) on 127.0.0.1:$REST_PORT"
+  DATABASE_URL="postgres://authenticator@127.0.0.1:$DB_PORT/postgres" \
+    PGRST_DB_ANON_ROLE=anon PGRST_DB_SCHEMAS=public PGRST_COMPAT_MODE=true \
+    PGRST_SERVER_HOST=127.0.0.1 PGRST_SERVER_PORT="$REST_PORT" \
+    PGRST_JWT_SECRET="$(cat "$STACK_DIR/rest-jwt-secret.json")" \
+    RUST_LOG=warn \
+    postrust >"$STACK_DIR/rest.log" 2>&1 &
+  echo $! >"$STACK_DIR/rest.pid"
+  wait_for 30 "the REST server" curl -sf "http://127.0.0.1:$REST_PORT/"
+}
+
+start_gateway() {
+  log "starting the gateway on http://127.0.0.1:$API_PORT"
+  API_PORT="$API_PORT" REST_PORT="$REST_PORT" STACK_DIR="$STACK_DIR" \
+    deno run --quiet --allow-net --allow-read --allow-env "$ROOT/scripts/gateway.ts" \
+    >"$STACK_DIR/gateway.log" 2>&1 &
+  echo $! >"$STACK_DIR/gateway.pid"
+  wait_for 60 "the gateway" curl -sf "http://127.0.0.1:$API_PORT/health"
+}
+
+# Callers check the ports first, and only then trap EXIT to stack_down, so a
+# refused start never stops a stack that someone else started.
+stack_up() {
+  mkdir -p "$STACK_DIR"
+  start_postgres
+  apply_sql
+  deno run --quiet --allow-read --allow-write --allow-env "$ROOT/scripts/keys.ts" "$STACK_DIR" "$API_PORT" "$DB_PORT"
+  start_rest
+  start_gateway
+}
+
+stop_pid_file() {
+  local file="$1" pid
+  [ -f "$file" ] || return 0
+  pid="$(cat "$file")"
+  kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  rm -f "$file"
+}
+
+stack_down() {
+  stop_pid_file "$STACK_DIR/gateway.pid"
+  stop_pid_file "$STACK_DIR/rest.pid"
+  stop_postgres
+}

@@ -1,0 +1,270 @@
+//! The one error type, and the one envelope every failure leaves in:
+//! `{"error":{"code","message","details"}}`.
+//!
+//! SQL raises stable custom SQLSTATEs (table in [`ApiError::from_postgrest`]);
+//! nothing here ever matches on message text.
+
+use serde_json::{json, Map, Value};
+
+/// Every way a request can fail, each with its HTTP status and stable `code`.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The body is not JSON, or not a JSON object.
+    InvalidJson(String),
+    /// Fields failed validation; `details` is keyed by field path (`items[2].quantity`).
+    Validation(Map<String, Value>),
+    /// No token, a bad token, an expired one, or one that is not a signed-in user.
+    Unauthorized(String),
+    /// Signed in, but not allowed to do this.
+    Forbidden(String),
+    /// The row does not exist, or it belongs to another tenant: the two are not told apart.
+    NotFound { message: String, details: Value },
+    /// A business conflict: stock, credit, an idempotency key still in flight …
+    Conflict { code: String, message: String, details: Value },
+    /// The HTTP method is not the one the function serves.
+    MethodNotAllowed { allowed: &'static str },
+    /// The body is larger than the limit.
+    PayloadTooLarge { limit: usize },
+    /// An idempotency key reused with a different body.
+    IdempotencyKeyReused,
+    /// A dependency (the database, the REST server) is unreachable or timed out. Retry is safe.
+    Unavailable(String),
+    /// A bug or an unexpected answer. The cause is logged, never sent.
+    Internal(String),
+}
+
+/// Crate-wide result, so `?` reads cleanly.
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+impl ApiError {
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::InvalidJson(_) | ApiError::Validation(_) => 400,
+            ApiError::Unauthorized(_) => 401,
+            ApiError::Forbidden(_) => 403,
+            ApiError::NotFound { .. } => 404,
+            ApiError::MethodNotAllowed { .. } => 405,
+            ApiError::Conflict { .. } => 409,
+            ApiError::PayloadTooLarge { .. } => 413,
+            ApiError::IdempotencyKeyReused => 422,
+            ApiError::Unavailable(_) => 503,
+            ApiError::Internal(_) => 500,
+        }
+    }
+
+    pub fn code(&self) -> &str {
+        match self {
+            ApiError::InvalidJson(_) => "INVALID_JSON",
+            ApiError::Validation(_) => "VALIDATION_ERROR",
+            ApiError::Unauthorized(_) => "UNAUTHORIZED",
+            ApiError::Forbidden(_) => "FORBIDDEN",
+            ApiError::NotFound { .. } => "NOT_FOUND",
+            ApiError::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
+            ApiError::Conflict { code, .. } => code,
+            ApiError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            ApiError::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            ApiError::Unavailable(_) => "SERVICE_UNAVAILABLE",
+            ApiError::Internal(_) => "INTERNAL_ERROR",
+        }
+    }
+
+    /// What the client is told. Internal causes stay out of it.
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::InvalidJson(m)
+            | ApiError::Unauthorized(m)
+            | ApiError::Forbidden(m)
+            | ApiError::NotFound { message: m, .. }
+            | ApiError::Conflict { message: m, .. } => m.clone(),
+            ApiError::Validation(_) => "the request has invalid fields".into(),
+            ApiError::MethodNotAllowed { allowed } => format!("only {allowed} is allowed"),
+            ApiError::PayloadTooLarge { limit } => {
+                format!("the body is larger than {limit} bytes")
+            }
+            ApiError::IdempotencyKeyReused => {
+                "this Idempotency-Key was already used with a different request body".into()
+            }
+            ApiError::Unavailable(_) => "a dependency is unavailable; retry later".into(),
+            ApiError::Internal(_) => "internal error".into(),
+        }
+    }
+
+    pub fn details(&self) -> Value {
+        match self {
+            ApiError::Validation(fields) => Value::Object(fields.clone()),
+            ApiError::NotFound { details, .. } | ApiError::Conflict { details, .. } => {
+                details.clone()
+            }
+            ApiError::PayloadTooLarge { limit } => json!({ "limit_bytes": limit }),
+            _ => Value::Null,
+        }
+    }
+
+    /// The cause to log, for the errors whose cause is not sent to the client.
+    pub fn log_cause(&self) -> Option<&str> {
+        match self {
+            ApiError::Unavailable(c) | ApiError::Internal(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The envelope. The only place an error becomes a body.
+    pub fn to_body(&self) -> Value {
+        json!({ "error": { "code": self.code(), "message": self.message(), "details": self.details() } })
+    }
+
+    /// A single-field validation error.
+    pub fn field(path: &str, problem: &str) -> Self {
+        let mut m = Map::new();
+        m.insert(path.to_owned(), Value::String(problem.to_owned()));
+        ApiError::Validation(m)
+    }
+
+    /// Maps a PostgREST error body `{code, message, details, hint}` (and its HTTP status)
+    /// to an ApiError, by SQLSTATE or PGRST code alone.
+    ///
+    /// | SQLSTATE | code | status |
+    /// |---|---|---|
+    /// | CEV01 | VALIDATION_ERROR | 400 |
+    /// | CEA01 | UNAUTHORIZED (no signed-in user) | 401 |
+    /// | CEA03 | FORBIDDEN | 403 |
+    /// | CEN04 | NOT_FOUND | 404 |
+    /// | CES01 | INSUFFICIENT_STOCK | 409 |
+    /// | CEC01 | CREDIT_LIMIT_EXCEEDED | 409 |
+    /// | CEC02 | CLIENT_INACTIVE | 409 |
+    /// | CEI09 | IDEMPOTENCY_KEY_IN_USE | 409 |
+    /// | CEI22 | IDEMPOTENCY_KEY_REUSED | 422 |
+    /// | 40001, 40P01, 55P03 | CONCURRENT_UPDATE (retry) | 409 |
+    /// | 23505 | CONFLICT | 409 |
+    /// | 42501 | FORBIDDEN | 403 |
+    /// | PGRST301, PGRST302, PGRST303 | UNAUTHORIZED | 401 |
+    /// | 57014, 08xxx, 53xxx | SERVICE_UNAVAILABLE | 503 |
+    /// | anything else | INTERNAL_ERROR | 500 |
+    ///
+    /// For the `CE…` codes the message is ours (written in SQL for clients) and
+    /// `details` carries a JSON object.
+    pub fn from_postgrest(http_status: u16, body: &str) -> Self {
+        let parsed: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+        let sqlstate = parsed.get("code").and_then(Value::as_str).unwrap_or("");
+        let message = parsed
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let details = parsed
+            .get("details")
+            .and_then(Value::as_str)
+            .and_then(|d| serde_json::from_str::<Value>(d).ok())
+            .filter(Value::is_object)
+            .unwrap_or(Value::Null);
+        let conflict = |code: &str| ApiError::Conflict {
+            code: code.into(),
+            message: message.clone(),
+            details: details.clone(),
+        };
+        match sqlstate {
+            "CEV01" => ApiError::Validation(match &details {
+                Value::Object(m) => m.clone(),
+                _ => Map::new(),
+            }),
+            "CEA01" => ApiError::Unauthorized(message),
+            "CEA03" => ApiError::Forbidden(message),
+            "CEN04" => ApiError::NotFound { message, details },
+            "CES01" => conflict("INSUFFICIENT_STOCK"),
+            "CEC01" => conflict("CREDIT_LIMIT_EXCEEDED"),
+            "CEC02" => conflict("CLIENT_INACTIVE"),
+            "CEI09" => conflict("IDEMPOTENCY_KEY_IN_USE"),
+            "CEI22" => ApiError::IdempotencyKeyReused,
+            "40001" | "40P01" | "55P03" => ApiError::Conflict {
+                code: "CONCURRENT_UPDATE".into(),
+                message: "a concurrent update got in the way; retry the request".into(),
+                details: Value::Null,
+            },
+            "23505" => ApiError::Conflict {
+                code: "CONFLICT".into(),
+                message: "the row already exists".into(),
+                details: Value::Null,
+            },
+            "42501" => ApiError::Forbidden("not allowed".into()),
+            "PGRST301" | "PGRST302" | "PGRST303" => {
+                ApiError::Unauthorized("the access token was rejected".into())
+            }
+            s if s == "57014" || s.starts_with("08") || s.starts_with("53") => {
+                ApiError::Unavailable(format!("postgrest {http_status}: {body}"))
+            }
+            _ => ApiError::Internal(format!("postgrest {http_status}: {body}")),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status(), self.code())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_has_code_message_details() {
+        let e = ApiError::field("items[2].quantity", "must be greater than 0");
+        assert_eq!(e.status(), 400);
+        assert_eq!(
+            e.to_body(),
+            json!({"error":{"code":"VALIDATION_ERROR","message":"the request has invalid fields",
+                "details":{"items[2].quantity":"must be greater than 0"}}})
+        );
+    }
+
+    #[test]
+    fn custom_sqlstates_map_to_codes_and_keep_details() {
+        let body = r#"{"code":"CES01","message":"insufficient stock",
+            "details":"{\"short\":[{\"product_id\":\"p\",\"requested\":\"5\",\"available\":\"2\"}]}","hint":null}"#;
+        let e = ApiError::from_postgrest(400, body);
+        assert_eq!(e.status(), 409);
+        assert_eq!(e.code(), "INSUFFICIENT_STOCK");
+        assert_eq!(e.message(), "insufficient stock");
+        assert_eq!(e.details()["short"][0]["available"], "2");
+
+        let cases = [
+            ("CEV01", 400, "VALIDATION_ERROR"),
+            ("CEA01", 401, "UNAUTHORIZED"),
+            ("CEA03", 403, "FORBIDDEN"),
+            ("CEN04", 404, "NOT_FOUND"),
+            ("CEC01", 409, "CREDIT_LIMIT_EXCEEDED"),
+            ("CEC02", 409, "CLIENT_INACTIVE"),
+            ("CEI09", 409, "IDEMPOTENCY_KEY_IN_USE"),
+            ("CEI22", 422, "IDEMPOTENCY_KEY_REUSED"),
+            ("40P01", 409, "CONCURRENT_UPDATE"),
+            ("23505", 409, "CONFLICT"),
+            ("42501", 403, "FORBIDDEN"),
+            ("PGRST301", 401, "UNAUTHORIZED"),
+            ("57014", 503, "SERVICE_UNAVAILABLE"),
+            ("XX000", 500, "INTERNAL_ERROR"),
+        ];
+        for (state, status, code) in cases {
+            let e = ApiError::from_postgrest(400, &format!(r#"{{"code":"{state}","message":"m"}}"#));
+            assert_eq!((e.status(), e.code()), (status, code), "{state}");
+        }
+    }
+
+    #[test]
+    fn internal_causes_never_reach_the_body() {
+        let e = ApiError::from_postgrest(500, r#"{"code":"XX000","message":"secret table t_x broke"}"#);
+        let body = e.to_body().to_string();
+        assert!(!body.contains("t_x"), "{body}");
+        assert_eq!(e.message(), "internal error");
+        assert!(e.log_cause().unwrap().contains("t_x"));
+    }
+
+    #[test]
+    fn unparseable_postgrest_body_is_internal() {
+        let e = ApiError::from_postgrest(502, "<html>bad gateway</html>");
+        assert_eq!(e.status(), 500);
+    }
+}

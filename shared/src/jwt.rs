@@ -1,0 +1,339 @@
+//! JWT verification: ES256 and RS256 keys from a JWKS, plus the legacy HS256 secret.
+//!
+//! The rule everything here serves: **the algorithm comes from the key, never from
+//! the token.** A token's `alg` only selects among keys that admit it, so `alg: none`
+//! and "HS256 signed with the RSA public key" find no key at all. A `kid` in the
+//! header narrows the search to the keys carrying that `kid`.
+//!
+//! `exp` is required and, like `nbf`, checked with [`LEEWAY_SECS`] of clock skew.
+//! Every failure is a 401; the reason is in the message, which names no key.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use p256::ecdsa::signature::Verifier as _;
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::error::{ApiError, Result};
+
+/// Allowed clock skew, in seconds, for `exp` and `nbf`.
+pub const LEEWAY_SECS: i64 = 30;
+/// RSA moduli below this many bits are refused when the JWKS is read.
+const MIN_RSA_BITS: usize = 2048;
+
+#[derive(Clone)]
+enum KeyKind {
+    Hs256(Vec<u8>),
+    Es256(p256::ecdsa::VerifyingKey),
+    Rs256(rsa::pkcs1v15::VerifyingKey<Sha256>),
+}
+
+impl KeyKind {
+    fn alg(&self) -> &'static str {
+        match self {
+            KeyKind::Hs256(_) => "HS256",
+            KeyKind::Es256(_) => "ES256",
+            KeyKind::Rs256(_) => "RS256",
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Key {
+    kid: Option<String>,
+    kind: KeyKind,
+}
+
+/// The verified claims a function needs; `raw` keeps the rest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claims {
+    pub sub: Option<String>,
+    pub role: Option<String>,
+    pub exp: i64,
+    pub raw: Value,
+}
+
+/// A set of keys, parsed once at cold start.
+#[derive(Clone, Default)]
+pub struct JwtVerifier {
+    keys: Vec<Key>,
+}
+
+impl std::fmt::Debug for JwtVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let algs: Vec<_> = self.keys.iter().map(|k| k.kind.alg()).collect();
+        f.debug_struct("JwtVerifier").field("keys", &algs).finish()
+    }
+}
+
+impl JwtVerifier {
+    /// Builds the key set from a JWKS document (`{"keys":[…]}`) and/or a legacy
+    /// HS256 secret. Keys that cannot verify (private-only, unknown `kty`) are an
+    /// error here, at configuration time, not a 401 on every request.
+    pub fn new(jwks: Option<&str>, hs256_secret: Option<&str>) -> Result<Self, String> {
+        let mut keys = Vec::new();
+        if let Some(secret) = hs256_secret.filter(|s| !s.is_empty()) {
+            keys.push(Key {
+                kid: None,
+                kind: KeyKind::Hs256(secret.as_bytes().to_vec()),
+            });
+        }
+        if let Some(doc) = jwks.filter(|s| !s.trim().is_empty()) {
+            let doc: Value =
+                serde_json::from_str(doc).map_err(|e| format!("SUPABASE_JWKS is not JSON: {e}"))?;
+            let list = doc
+                .get("keys")
+                .and_then(Value::as_array)
+                .ok_or("SUPABASE_JWKS has no \"keys\" array")?;
+            for (i, jwk) in list.iter().enumerate() {
+                keys.push(parse_jwk(jwk).map_err(|e| format!("SUPABASE_JWKS key {i}: {e}"))?);
+            }
+        }
+        if keys.is_empty() {
+            return Err("no JWT keys: set SUPABASE_JWKS or JWT_SECRET".into());
+        }
+        Ok(Self { keys })
+    }
+
+    /// Verifies signature, `exp` and `nbf` at `now` (seconds since the epoch).
+    pub fn verify(&self, token: &str, now: i64) -> Result<Claims> {
+        let bad = |m: &str| ApiError::Unauthorized(m.to_owned());
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad("the token is not a JWT"));
+        };
+        let header: Value = decode_json(h).ok_or_else(|| bad("the token header is malformed"))?;
+        let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
+        let kid = header.get("kid").and_then(Value::as_str);
+        let signature = URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|_| bad("the token signature is malformed"))?;
+        let signed = &token.as_bytes()[..h.len() + 1 + p.len()];
+
+        let mut candidates = self
+            .keys
+            .iter()
+            .filter(|k| k.kind.alg() == alg)
+            .filter(|k| kid.is_none() || k.kid.is_none() || k.kid.as_deref() == kid)
+            .peekable();
+        if candidates.peek().is_none() {
+            return Err(bad("the token is signed with an algorithm or key this project does not accept"));
+        }
+        if !candidates.any(|k| verify_with(&k.kind, signed, &signature)) {
+            return Err(bad("the token signature is invalid"));
+        }
+
+        let payload: Value = decode_json(p).ok_or_else(|| bad("the token payload is malformed"))?;
+        let exp = payload
+            .get("exp")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| bad("the token has no exp"))?;
+        if now > exp + LEEWAY_SECS {
+            return Err(bad("the token has expired"));
+        }
+        if let Some(nbf) = payload.get("nbf") {
+            let nbf = nbf.as_i64().ok_or_else(|| bad("the token nbf is malformed"))?;
+            if now + LEEWAY_SECS < nbf {
+                return Err(bad("the token is not valid yet"));
+            }
+        }
+        let text = |k: &str| payload.get(k).and_then(Value::as_str).map(str::to_owned);
+        Ok(Claims {
+            sub: text("sub"),
+            role: text("role"),
+            exp,
+            raw: payload,
+        })
+    }
+}
+
+fn verify_with(kind: &KeyKind, signed: &[u8], signature: &[u8]) -> bool {
+    match kind {
+        KeyKind::Hs256(secret) => {
+            let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+                return false;
+            };
+            mac.update(signed);
+            mac.verify_slice(signature).is_ok() // constant time
+        }
+        KeyKind::Es256(key) => p256::ecdsa::Signature::from_slice(signature)
+            .map(|sig| key.verify(signed, &sig).is_ok())
+            .unwrap_or(false),
+        KeyKind::Rs256(key) => rsa::pkcs1v15::Signature::try_from(signature)
+            .map(|sig| key.verify(signed, &sig).is_ok())
+            .unwrap_or(false),
+    }
+}
+
+fn decode_json(segment: &str) -> Option<Value> {
+    let bytes = URL_SAFE_NO_PAD.decode(segment).ok()?;
+    serde_json::from_slice::<Value>(&bytes).ok().filter(Value::is_object)
+}
+
+fn b64_field(jwk: &Value, name: &str) -> Result<Vec<u8>, String> {
+    let text = jwk
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("missing \"{name}\""))?;
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| format!("\"{name}\" is not base64url"))
+}
+
+fn parse_jwk(jwk: &Value) -> Result<Key, String> {
+    let kid = jwk.get("kid").and_then(Value::as_str).map(str::to_owned);
+    let declared = jwk.get("alg").and_then(Value::as_str);
+    let kind = match jwk.get("kty").and_then(Value::as_str) {
+        Some("EC") => {
+            if jwk.get("crv").and_then(Value::as_str) != Some("P-256") {
+                return Err("only the P-256 curve is supported".into());
+            }
+            let (x, y) = (b64_field(jwk, "x")?, b64_field(jwk, "y")?);
+            if x.len() != 32 || y.len() != 32 {
+                return Err("P-256 coordinates must be 32 bytes".into());
+            }
+            let mut sec1 = vec![4u8];
+            sec1.extend_from_slice(&x);
+            sec1.extend_from_slice(&y);
+            let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
+                .map_err(|_| "not a point on P-256")?;
+            KeyKind::Es256(key)
+        }
+        Some("RSA") => {
+            let n = rsa::BigUint::from_bytes_be(&b64_field(jwk, "n")?);
+            let e = rsa::BigUint::from_bytes_be(&b64_field(jwk, "e")?);
+            let key = rsa::RsaPublicKey::new(n, e).map_err(|e| e.to_string())?;
+            if rsa::traits::PublicKeyParts::size(&key) * 8 < MIN_RSA_BITS {
+                return Err(format!("RSA keys must be at least {MIN_RSA_BITS} bits"));
+            }
+            KeyKind::Rs256(rsa::pkcs1v15::VerifyingKey::new(key))
+        }
+        Some("oct") => KeyKind::Hs256(b64_field(jwk, "k")?),
+        other => return Err(format!("unsupported kty {other:?}")),
+    };
+    if let Some(alg) = declared {
+        if alg != kind.alg() {
+            return Err(format!("alg {alg} does not fit the key type"));
+        }
+    }
+    Ok(Key { kid, kind })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p256::ecdsa::{signature::Signer, SigningKey};
+    use serde_json::json;
+
+    const SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters";
+    const NOW: i64 = 1_800_000_000;
+
+    fn b64(v: &Value) -> String {
+        URL_SAFE_NO_PAD.encode(v.to_string())
+    }
+
+    fn hs256(header: Value, claims: Value, secret: &str) -> String {
+        let signing_input = format!("{}.{}", b64(&header), b64(&claims));
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(signing_input.as_bytes());
+        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    }
+
+    fn es256(key: &SigningKey, kid: &str, claims: Value) -> String {
+        let signing_input = format!(
+            "{}.{}",
+            b64(&json!({"alg":"ES256","typ":"JWT","kid":kid})),
+            b64(&claims)
+        );
+        let sig: p256::ecdsa::Signature = key.sign(signing_input.as_bytes());
+        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
+    }
+
+    fn ec_key(seed: u8) -> SigningKey {
+        SigningKey::from_slice(&[seed; 32]).unwrap()
+    }
+
+    fn jwks_for(key: &SigningKey, kid: &str) -> String {
+        let point = key.verifying_key().to_encoded_point(false);
+        json!({"keys":[{"kty":"EC","crv":"P-256","alg":"ES256","kid":kid,
+            "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()),
+            "y": URL_SAFE_NO_PAD.encode(point.y().unwrap())}]})
+        .to_string()
+    }
+
+    fn user(exp: i64) -> Value {
+        json!({"sub":"7b0c1a64-58b5-4a8f-a8b1-0b7e5b8f6c11","role":"authenticated","exp":exp})
+    }
+
+    fn err(v: &JwtVerifier, t: &str) -> String {
+        let e = v.verify(t, NOW).unwrap_err();
+        assert_eq!(e.status(), 401);
+        e.message()
+    }
+
+    #[test]
+    fn hs256_valid_expired_and_wrong_secret() {
+        let v = JwtVerifier::new(None, Some(SECRET)).unwrap();
+        let header = json!({"alg":"HS256","typ":"JWT"});
+        let c = v.verify(&hs256(header.clone(), user(NOW + 60), SECRET), NOW).unwrap();
+        assert_eq!(c.role.as_deref(), Some("authenticated"));
+        // inside the leeway still passes; past it fails
+        assert!(v.verify(&hs256(header.clone(), user(NOW - 29), SECRET), NOW).is_ok());
+        assert_eq!(err(&v, &hs256(header.clone(), user(NOW - 31), SECRET)), "the token has expired");
+        assert_eq!(
+            err(&v, &hs256(header, user(NOW + 60), "another-secret-of-sufficient-length!!")),
+            "the token signature is invalid"
+        );
+    }
+
+    #[test]
+    fn es256_against_jwks_and_a_foreign_key() {
+        let ours = ec_key(7);
+        let v = JwtVerifier::new(Some(&jwks_for(&ours, "k1")), Some(SECRET)).unwrap();
+        let c = v.verify(&es256(&ours, "k1", user(NOW + 60)), NOW).unwrap();
+        assert_eq!(c.exp, NOW + 60);
+        // a key we do not know, with our kid
+        assert_eq!(
+            err(&v, &es256(&ec_key(9), "k1", user(NOW + 60))),
+            "the token signature is invalid"
+        );
+    }
+
+    #[test]
+    fn nbf_and_missing_exp() {
+        let v = JwtVerifier::new(None, Some(SECRET)).unwrap();
+        let h = json!({"alg":"HS256"});
+        let mut claims = user(NOW + 600);
+        claims["nbf"] = json!(NOW + 120);
+        assert_eq!(err(&v, &hs256(h.clone(), claims, SECRET)), "the token is not valid yet");
+        let no_exp = json!({"sub":"x","role":"authenticated"});
+        assert_eq!(err(&v, &hs256(h, no_exp, SECRET)), "the token has no exp");
+    }
+
+    #[test]
+    fn alg_none_and_algorithm_confusion_are_refused() {
+        let ours = ec_key(7);
+        let jwks = jwks_for(&ours, "k1");
+        let v = JwtVerifier::new(Some(&jwks), None).unwrap();
+        let none = format!("{}.{}.", b64(&json!({"alg":"none"})), b64(&user(NOW + 60)));
+        assert!(err(&v, &none).contains("algorithm"));
+        // HS256 "signed" with the public key's bytes must find no HMAC key at all
+        let confused = hs256(json!({"alg":"HS256"}), user(NOW + 60), &jwks);
+        assert!(err(&v, &confused).contains("algorithm"));
+        assert_eq!(err(&v, "abc"), "the token is not a JWT");
+        assert_eq!(err(&v, "a.b.c.d"), "the token is not a JWT");
+    }
+
+    #[test]
+    fn bad_jwks_is_a_configuration_error() {
+        assert!(JwtVerifier::new(None, None).is_err());
+        assert!(JwtVerifier::new(Some("{}"), None).is_err());
+        assert!(JwtVerifier::new(Some(r#"{"keys":[{"kty":"EC","crv":"P-384"}]}"#), None).is_err());
+        let short_rsa = json!({"keys":[{"kty":"RSA","n":URL_SAFE_NO_PAD.encode([0xC1u8; 64]),"e":"AQAB"}]});
+        assert!(JwtVerifier::new(Some(&short_rsa.to_string()), None)
+            .unwrap_err()
+            .contains("2048"));
+    }
+}

@@ -1,0 +1,32 @@
+//! `shared`: everything two or more commerce-edge functions need.
+//!
+//! - [`ApiError`] and the one error envelope;
+//! - the request boundary ([`Request`], [`Response`], body limit, method check);
+//! - field validation into typed input ([`Validator`]), with exact decimals;
+//! - JWT verification ([`JwtVerifier`]) and the caller ([`authenticate`]);
+//! - the PostgREST RPC client ([`PostgrestClient`]);
+//! - on wasm32, the loader contract ([`export_function!`]).
+
+mod auth;
+mod config;
+mod error;
+mod http;
+mod jwt;
+mod postgrest;
+mod validate;
+
+#[cfg(target_arch = "wasm32")]
+pub mod runtime;
+
+pub use auth::{authenticate, Caller};
+pub use config::Config;
+pub use error::{ApiError, Result};
+pub use http::{Request, Response, MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};
+pub use jwt::{Claims, JwtVerifier, LEEWAY_SECS};
+pub use postgrest::PostgrestClient;
+pub use validate::{join, parse_decimal, DecimalRule, Validator, DECIMAL_10_2_MAX};
+
+// Re-exported so function crates use the same versions.
+pub use rust_decimal::Decimal;
+pub use serde_json;
+pub use uuid::Uuid;

@@ -1,0 +1,395 @@
+-- create_wholesale_order and the stock rule it shares with later functions.
+
+/*
+ * private.order_payload_errors(payload): every problem with an order payload,
+ * as {"field.path": "problem"}; '{}' when it is valid. The edge function
+ * validates the same rules first; this keeps a direct REST call just as safe.
+ * Locks nothing; raises nothing.
+ */
+create or replace function private.order_payload_errors(payload jsonb)
+returns jsonb
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  uuid_re constant text := '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
+  errors jsonb := '{}';
+  item jsonb;
+  n bigint;
+  path text;
+  field text;
+  amount numeric;
+begin
+  if jsonb_typeof(payload) is distinct from 'object' then
+    return '{"body": "must be an object"}';
+  end if;
+  for field in
+    select k from jsonb_object_keys(payload) k
+    where k not in ('client_id', 'items', 'payment_terms', 'delivery_method', 'notes')
+  loop
+    errors := errors || jsonb_build_object(field, 'unknown field');
+  end loop;
+  if not coalesce(payload ->> 'client_id' ~ uuid_re, false) then
+    errors := errors || '{"client_id": "must be a UUID string"}';
+  end if;
+  if (payload ->> 'payment_terms') is null
+     or (payload ->> 'payment_terms') not in ('prepaid', 'cod', 'net_15', 'net_30', 'net_60') then
+    errors := errors || '{"payment_terms": "must be one of: prepaid, cod, net_15, net_30, net_60"}';
+  end if;
+  if (payload ->> 'delivery_method') is null
+     or (payload ->> 'delivery_method') not in ('pickup', 'delivery', 'freight') then
+    errors := errors || '{"delivery_method": "must be one of: pickup, delivery, freight"}';
+  end if;
+  if jsonb_typeof(payload -> 'notes') not in ('string', 'null') then
+    errors := errors || '{"notes": "must be a string"}';
+  elsif length(payload ->> 'notes') > 2000 then
+    errors := errors || '{"notes": "must be at most 2000 characters"}';
+  end if;
+
+  if jsonb_typeof(payload -> 'items') is distinct from 'array'
+     or jsonb_array_length(payload -> 'items') not between 1 and 500 then
+    return errors || '{"items": "must have 1 to 500 entries"}';
+  end if;
+  for item, n in select i, o - 1 from jsonb_array_elements(payload -> 'items') with ordinality t(i, o) loop
+    path := format('items[%s]', n);
+    if jsonb_typeof(item) is distinct from 'object' then
+      errors := errors || jsonb_build_object(path, 'must be an object');
+      continue;
+    end if;
+    for field in
+      select k from jsonb_object_keys(item) k
+      where k not in ('product_id', 'quantity', 'unit_price', 'warehouse_id')
+    loop
+      errors := errors || jsonb_build_object(path || '.' || field, 'unknown field');
+    end loop;
+    if not coalesce(item ->> 'product_id' ~ uuid_re, false) then
+      errors := errors || jsonb_build_object(path || '.product_id', 'must be a UUID string');
+    end if;
+    if item ? 'warehouse_id' and jsonb_typeof(item -> 'warehouse_id') <> 'null'
+       and not coalesce(item ->> 'warehouse_id' ~ uuid_re, false) then
+      errors := errors || jsonb_build_object(path || '.warehouse_id', 'must be a UUID string');
+    end if;
+    foreach field in array array['quantity', 'unit_price'] loop
+      if jsonb_typeof(item -> field) is distinct from 'number' then
+        errors := errors || jsonb_build_object(path || '.' || field, 'must be a number');
+        continue;
+      end if;
+      amount := (item ->> field)::numeric;
+      if scale(trim_scale(amount)) > 2 then
+        errors := errors || jsonb_build_object(path || '.' || field, 'must have at most 2 decimal places');
+      elsif field = 'quantity' and amount <= 0 then
+        errors := errors || jsonb_build_object(path || '.' || field, 'must be greater than 0');
+      elsif amount < 0 then
+        errors := errors || jsonb_build_object(path || '.' || field, 'must be at least 0');
+      elsif amount > 99999999.99 then
+        errors := errors || jsonb_build_object(path || '.' || field, 'must be at most 99999999.99');
+      end if;
+    end loop;
+  end loop;
+
+  -- The same product twice for the same warehouse (or both unset) is refused.
+  select errors || coalesce(jsonb_object_agg(format('items[%s].product_id', d.n),
+           format('repeats items[%s] for the same warehouse; combine them into one line', d.first)), '{}')
+  into errors
+  from (
+    select o - 1 as n,
+           first_value(o - 1) over (partition by i ->> 'product_id', i ->> 'warehouse_id' order by o) as first
+    from jsonb_array_elements(payload -> 'items') with ordinality t(i, o)
+    where jsonb_typeof(i) = 'object'
+  ) d
+  where d.n <> d.first;
+  return errors;
+end
+$$;
+revoke all on function private.order_payload_errors(jsonb) from public;
+
+/*
+ * private.take_stock(tenant, lines): takes stock for order lines
+ * ([{product_id, quantity, warehouse_id?}, …]) and returns where it came from:
+ * [{line (1-based), warehouse_id, quantity}, …].
+ *
+ * Locks: every inventory row of the lines' products, in (product_id,
+ * warehouse_id) order. Every caller locks in that one order, so orders whose
+ * lines cross ([A,B] against [B,A]) wait for each other instead of deadlocking.
+ *
+ * Allocation: a line that names a warehouse takes all of it from there.
+ * Otherwise it takes from the tenant's active warehouses in order of
+ * (priority, name, id): the first warehouse is drained before the next is
+ * touched. Lines are served in request order.
+ *
+ * Rows that end at or below their reorder_point get (or update) an active
+ * inventory_alerts row.
+ *
+ * Raises CES01 (INSUFFICIENT_STOCK) if any line is short, with every short
+ * line's product, warehouse, requested and available quantity in details;
+ * nothing is taken then, because the caller's transaction rolls back.
+ */
+create or replace function private.take_stock(tenant uuid, lines jsonb)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  line jsonb;
+  n bigint;
+  wanted numeric;
+  available numeric;
+  take numeric;
+  stock record;
+  taken jsonb := '[]';
+  short jsonb := '[]';
+  touched uuid[] := '{}';
+begin
+  perform 1
+  from public.wholesale_inventory i
+  where i.tenant_id = tenant
+    and i.product_id in (select (l ->> 'product_id')::uuid from jsonb_array_elements(lines) l)
+  order by i.product_id, i.warehouse_id
+  for update;
+
+  for line, n in select l, o from jsonb_array_elements(lines) with ordinality t(l, o) loop
+    wanted := (line ->> 'quantity')::numeric;
+    select coalesce(sum(i.quantity), 0) into available
+    from public.wholesale_inventory i
+    join public.warehouses w on w.id = i.warehouse_id
+    where i.tenant_id = tenant
+      and i.product_id = (line ->> 'product_id')::uuid
+      and w.is_active
+      and (line ->> 'warehouse_id' is null or i.warehouse_id = (line ->> 'warehouse_id')::uuid);
+    if available < wanted then
+      short := short || jsonb_build_object(
+        'line', n - 1, 'product_id', line ->> 'product_id', 'warehouse_id', line -> 'warehouse_id',
+        'requested', wanted, 'available', available);
+      continue;
+    end if;
+    for stock in
+      select i.id, i.warehouse_id, i.quantity
+      from public.wholesale_inventory i
+      join public.warehouses w on w.id = i.warehouse_id
+      where i.tenant_id = tenant
+        and i.product_id = (line ->> 'product_id')::uuid
+        and w.is_active
+        and i.quantity > 0
+        and (line ->> 'warehouse_id' is null or i.warehouse_id = (line ->> 'warehouse_id')::uuid)
+      order by w.priority, w.name, w.id
+    loop
+      exit when wanted = 0;
+      take := least(wanted, stock.quantity);
+      update public.wholesale_inventory
+      set quantity = quantity - take, last_updated = now()
+      where id = stock.id;
+      taken := taken || jsonb_build_object('line', n, 'warehouse_id', stock.warehouse_id, 'quantity', take);
+      touched := touched || stock.id;
+      wanted := wanted - take;
+    end loop;
+  end loop;
+
+  if short <> '[]' then
+    perform private.raise_error('CES01',
+      format('not enough stock for %s line(s)', jsonb_array_length(short)),
+      jsonb_build_object('short', short));
+  end if;
+
+  insert into public.inventory_alerts (tenant_id, product_id, warehouse_id, current_quantity, reorder_point)
+  select i.tenant_id, i.product_id, i.warehouse_id, i.quantity, i.reorder_point
+  from public.wholesale_inventory i
+  where i.id = any (touched) and i.reorder_point is not null and i.quantity <= i.reorder_point
+  on conflict (product_id, warehouse_id) where status = 'active'
+  do update set current_quantity = excluded.current_quantity, reorder_point = excluded.reorder_point;
+
+  return taken;
+end
+$$;
+revoke all on function private.take_stock(uuid, jsonb) from public;
+
+/*
+ * public.create_wholesale_order(payload, idempotency_key): places a wholesale
+ * order in one transaction, as the calling user.
+ *
+ * payload: {client_id, items: [{product_id, quantity, unit_price, warehouse_id?}],
+ *           payment_terms, delivery_method, notes?}
+ * returns: {order_id, order_number, total_amount} (plus "replayed": true when
+ *          an idempotent replay returns the first result).
+ *
+ * Steps: validate; find the client and check the caller belongs to its tenant;
+ * claim the idempotency key; lock the client row; check every product and
+ * warehouse is the tenant's; check credit for net terms; take stock (see
+ * private.take_stock); number the order; insert the order, its lines and their
+ * allocations; raise the client's balance for net terms; create a delivery for
+ * `delivery`/`freight`; queue the confirmation (email and/or SMS) in
+ * notification_outbox; write the audit row; store the idempotent result.
+ *
+ * Locks, always in this order: the idempotency key row; the client row; the
+ * inventory rows (product_id, warehouse_id order); the tenant's WO counter row.
+ *
+ * security definer: it writes the outbox, audit, idempotency and counter
+ * tables, which members cannot touch directly. Membership is checked
+ * explicitly and every lookup is filtered by the client's tenant.
+ *
+ * Raises:
+ *   CEA01 UNAUTHORIZED           no signed-in user
+ *   CEV01 VALIDATION_ERROR       details: {"field.path": "problem"}
+ *   CEN04 NOT_FOUND              client, product or warehouse missing or in another tenant
+ *   CEC02 CLIENT_INACTIVE        the client's status is not active
+ *   CEC01 CREDIT_LIMIT_EXCEEDED  details: credit_limit, current_balance, order_total, available_credit
+ *   CES01 INSUFFICIENT_STOCK     details: short lines with requested and available
+ *   CEI22 IDEMPOTENCY_KEY_REUSED the key was used with a different body
+ *   CEI09 IDEMPOTENCY_KEY_IN_USE the key's first request has not finished
+ */
+create or replace function public.create_wholesale_order(payload jsonb, idempotency_key text default null)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  caller uuid := auth.uid();
+  errors jsonb;
+  the_client public.wholesale_clients%rowtype;
+  tenant uuid;
+  replay jsonb;
+  missing jsonb;
+  order_total numeric;
+  on_credit boolean := (payload ->> 'payment_terms') in ('net_15', 'net_30', 'net_60');
+  taken jsonb;
+  new_order uuid;
+  new_number text;
+  result jsonb;
+begin
+  if caller is null then
+    perform private.raise_error('CEA01', 'a signed-in user is required');
+  end if;
+  errors := private.order_payload_errors(payload);
+  if idempotency_key is not null and length(idempotency_key) not between 1 and 255 then
+    errors := errors || '{"Idempotency-Key": "must be 1 to 255 characters"}';
+  end if;
+  if errors <> '{}' then
+    perform private.raise_error('CEV01', 'the request has invalid fields', errors);
+  end if;
+
+  select * into the_client from public.wholesale_clients c where c.id = (payload ->> 'client_id')::uuid;
+  if not found or not private.is_member(the_client.tenant_id) then
+    perform private.raise_error('CEN04', 'client not found',
+      jsonb_build_object('resource', 'client', 'id', payload ->> 'client_id'));
+  end if;
+  tenant := the_client.tenant_id;
+
+  if idempotency_key is not null then
+    replay := private.claim_idempotency_key(tenant, idempotency_key, 'create_wholesale_order', payload);
+    if replay is not null then
+      return replay;
+    end if;
+  end if;
+
+  select * into the_client from public.wholesale_clients c where c.id = the_client.id for update;
+  if the_client.status <> 'active' then
+    perform private.raise_error('CEC02', 'the client is not active',
+      jsonb_build_object('client_id', the_client.id, 'status', the_client.status));
+  end if;
+
+  select coalesce(jsonb_agg(distinct l ->> 'product_id'), '[]') into missing
+  from jsonb_array_elements(payload -> 'items') l
+  where not exists (
+    select 1 from public.products p
+    where p.id = (l ->> 'product_id')::uuid and p.tenant_id = tenant);
+  if missing <> '[]' then
+    perform private.raise_error('CEN04', 'product not found',
+      jsonb_build_object('resource', 'product', 'ids', missing));
+  end if;
+  select coalesce(jsonb_agg(distinct l ->> 'warehouse_id'), '[]') into missing
+  from jsonb_array_elements(payload -> 'items') l
+  where l ->> 'warehouse_id' is not null and not exists (
+    select 1 from public.warehouses w
+    where w.id = (l ->> 'warehouse_id')::uuid and w.tenant_id = tenant);
+  if missing <> '[]' then
+    perform private.raise_error('CEN04', 'warehouse not found',
+      jsonb_build_object('resource', 'warehouse', 'ids', missing));
+  end if;
+
+  select sum(round((l ->> 'quantity')::numeric * (l ->> 'unit_price')::numeric, 2)) into order_total
+  from jsonb_array_elements(payload -> 'items') l;
+  if order_total > 99999999.99 then
+    perform private.raise_error('CEV01', 'the request has invalid fields',
+      '{"items": "the order total must be at most 99999999.99"}');
+  end if;
+
+  if on_credit and the_client.current_balance + order_total > coalesce(the_client.credit_limit, 0) then
+    perform private.raise_error('CEC01', 'the order exceeds the client''s credit limit',
+      jsonb_build_object(
+        'credit_limit', coalesce(the_client.credit_limit, 0),
+        'current_balance', the_client.current_balance,
+        'order_total', order_total,
+        'available_credit', greatest(coalesce(the_client.credit_limit, 0) - the_client.current_balance, 0)));
+  end if;
+
+  taken := private.take_stock(tenant, payload -> 'items');
+
+  new_number := private.next_document_number(tenant, 'WO');
+  insert into public.wholesale_orders
+    (tenant_id, client_id, order_number, total_amount, payment_terms, delivery_method, notes, created_by)
+  values
+    (tenant, the_client.id, new_number, order_total, payload ->> 'payment_terms',
+     payload ->> 'delivery_method', payload ->> 'notes', caller)
+  returning id into new_order;
+
+  insert into public.wholesale_order_items
+    (tenant_id, order_id, line_number, product_id, warehouse_id, quantity, unit_price, total_price)
+  select tenant, new_order, t.o, (t.l ->> 'product_id')::uuid, (t.l ->> 'warehouse_id')::uuid,
+         (t.l ->> 'quantity')::numeric, (t.l ->> 'unit_price')::numeric,
+         round((t.l ->> 'quantity')::numeric * (t.l ->> 'unit_price')::numeric, 2)
+  from jsonb_array_elements(payload -> 'items') with ordinality t(l, o);
+
+  insert into public.wholesale_order_allocations (tenant_id, order_item_id, warehouse_id, quantity)
+  select tenant, i.id, (a ->> 'warehouse_id')::uuid, (a ->> 'quantity')::numeric
+  from jsonb_array_elements(taken) a
+  join public.wholesale_order_items i on i.order_id = new_order and i.line_number = (a ->> 'line')::integer;
+
+  if on_credit then
+    update public.wholesale_clients
+    set current_balance = current_balance + order_total
+    where id = the_client.id;
+  end if;
+
+  if (payload ->> 'delivery_method') in ('delivery', 'freight') then
+    insert into public.deliveries (tenant_id, order_id, delivery_method, address)
+    values (tenant, new_order, payload ->> 'delivery_method', the_client.address);
+  end if;
+
+  -- The confirmation is rendered from this snapshot, so it shows what was ordered.
+  insert into public.notification_outbox (tenant_id, channel, template, recipient, payload)
+  select tenant, ch.channel, 'order_confirmation', ch.recipient, snapshot.doc
+  from (values ('email', the_client.email), ('sms', the_client.phone)) ch(channel, recipient)
+  cross join (
+    select jsonb_build_object(
+      'order_id', new_order,
+      'order_number', new_number,
+      'business_name', (select t.business_name from public.tenants t where t.id = tenant),
+      'client_name', the_client.name,
+      'total_amount', order_total,
+      'payment_terms', payload ->> 'payment_terms',
+      'delivery_method', payload ->> 'delivery_method',
+      'items', (
+        select jsonb_agg(jsonb_build_object(
+          'name', p.name, 'sku', p.sku, 'quantity', i.quantity,
+          'unit_price', i.unit_price, 'total_price', i.total_price) order by i.line_number)
+        from public.wholesale_order_items i
+        join public.products p on p.id = i.product_id
+        where i.order_id = new_order)) as doc
+  ) snapshot
+  where ch.recipient is not null and ch.recipient <> '';
+
+  insert into public.audit_log (tenant_id, actor_id, action, entity_type, entity_id, details)
+  values (tenant, caller, 'wholesale_order.created', 'wholesale_order', new_order,
+    jsonb_build_object('order_number', new_number, 'total_amount', order_total,
+      'client_id', the_client.id, 'lines', jsonb_array_length(payload -> 'items')));
+
+  result := jsonb_build_object('order_id', new_order, 'order_number', new_number, 'total_amount', order_total);
+  if idempotency_key is not null then
+    perform private.store_idempotent_response(tenant, idempotency_key, result);
+  end if;
+  return result;
+end
+$$;
+revoke all on function public.create_wholesale_order(jsonb, text) from public, anon;
+grant execute on function public.create_wholesale_order(jsonb, text) to authenticated, service_role;
