@@ -1,0 +1,75 @@
+-- RLS: every tenant-owned table shows a member only their own tenant's rows,
+-- shows anon nothing, and refuses writes into another tenant.
+begin;
+select no_plan();
+
+select tests.make_fixture();
+-- One order as A, so every order-related table has rows of tenant A.
+select tests.act_as('0a000000-0000-4000-8000-000000000001');
+select public.create_wholesale_order(
+  tests.order_payload(quantity => 8, terms => 'net_30', method => 'delivery'), 'rls-key');
+select tests.act_as_owner();
+
+create temp table readable (t text) on commit drop;
+insert into readable values ('tenant_users'), ('products'), ('warehouses'), ('wholesale_inventory'),
+  ('wholesale_clients'), ('wholesale_orders'), ('wholesale_order_items'),
+  ('wholesale_order_allocations'), ('deliveries'), ('inventory_alerts'),
+  ('notification_outbox'), ('audit_log');
+grant select on readable to authenticated, anon;
+
+select ok(c.relrowsecurity, format('RLS is enabled on %s', c.relname))
+from pg_class c join pg_namespace n on n.oid = c.relnamespace
+where n.nspname = 'public' and c.relkind = 'r'
+  and c.relname in (select t from readable union all values ('tenants'), ('idempotency_keys'), ('document_counters'));
+
+select is(
+  (select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace
+   where n.nspname = 'public' and c.relkind = 'r' and not c.relrowsecurity),
+  0::bigint, 'every table in public has RLS enabled');
+
+select ok(tests.count_of_tenant(t, '1a000000-0000-4000-8000-000000000001') > 0,
+  format('the fixture gives tenant A rows in %s', t))
+from readable;
+
+select is(
+  tests.count_visible('0a000000-0000-4000-8000-000000000001', t),
+  tests.count_of_tenant(t, '1a000000-0000-4000-8000-000000000001'),
+  format('a member of A sees exactly A''s rows of %s', t))
+from readable;
+
+select is(
+  tests.count_visible('0b000000-0000-4000-8000-000000000001', t),
+  tests.count_of_tenant(t, '1b000000-0000-4000-8000-000000000001'),
+  format('a member of B sees none of A''s rows of %s', t))
+from readable;
+
+select throws_ok(format('select tests.count_visible(null, %L)', t), '42501', null,
+  format('anon cannot read %s', t))
+from readable;
+
+select is(tests.count_visible('0a000000-0000-4000-8000-000000000001', 'tenants'), 1::bigint,
+  'a member sees only their own tenant');
+select throws_ok($$select tests.count_visible(null, 'tenants')$$, '42501', null, 'anon cannot read tenants');
+
+select throws_ok(format('select tests.count_visible(%L, %L)', '0a000000-0000-4000-8000-000000000001', t),
+  '42501', null, format('members cannot read %s directly', t))
+from (values ('idempotency_keys'), ('document_counters')) v(t);
+
+-- Writes into another tenant are refused or see nothing.
+select tests.act_as('0b000000-0000-4000-8000-000000000001');
+select throws_ok(
+  $$insert into public.products (tenant_id, name) values ('1a000000-0000-4000-8000-000000000001', 'intruder')$$,
+  '42501', null, 'a member of B cannot insert a product into A');
+update public.wholesale_inventory set quantity = 0 where tenant_id = '1a000000-0000-4000-8000-000000000001';
+delete from public.wholesale_clients where tenant_id = '1a000000-0000-4000-8000-000000000001';
+select throws_ok(
+  $$update public.products set tenant_id = '1a000000-0000-4000-8000-000000000001' where tenant_id = '1b000000-0000-4000-8000-000000000001'$$,
+  '42501', null, 'a member of B cannot move a row into A');
+select tests.act_as_owner();
+select is((select sum(quantity) from public.wholesale_inventory where tenant_id = '1a000000-0000-4000-8000-000000000001'),
+  102.00, 'B''s update left A''s stock alone');
+select is(tests.count_of_tenant('wholesale_clients', '1a000000-0000-4000-8000-000000000001'), 2::bigint,
+  'B''s delete left A''s clients alone');
+
+select * from finish();
+rollback;

@@ -1,0 +1,60 @@
+-- Grants: revoked by default (Supabase grants everything in public to the API
+-- roles), then given explicitly.
+begin;
+select no_plan();
+
+select table_privs_are('public', t, 'anon', array[]::text[], format('anon has no privileges on %s', t))
+from (values ('tenants'), ('tenant_users'), ('products'), ('warehouses'), ('wholesale_inventory'),
+  ('wholesale_clients'), ('wholesale_orders'), ('wholesale_order_items'),
+  ('wholesale_order_allocations'), ('deliveries'), ('inventory_alerts'), ('idempotency_keys'),
+  ('notification_outbox'), ('audit_log'), ('document_counters')) v(t);
+
+select table_privs_are('public', t, 'authenticated', privs,
+  format('authenticated may %s on %s', array_to_string(privs, ', '), t))
+from (values
+  ('tenants', array['SELECT']),
+  ('tenant_users', array['SELECT']),
+  ('products', array['SELECT', 'INSERT', 'UPDATE', 'DELETE']),
+  ('warehouses', array['SELECT', 'INSERT', 'UPDATE', 'DELETE']),
+  ('wholesale_inventory', array['SELECT', 'INSERT', 'UPDATE', 'DELETE']),
+  ('wholesale_clients', array['SELECT', 'INSERT', 'UPDATE', 'DELETE']),
+  ('wholesale_orders', array['SELECT']),
+  ('wholesale_order_items', array['SELECT']),
+  ('wholesale_order_allocations', array['SELECT']),
+  ('deliveries', array['SELECT', 'UPDATE']),
+  ('inventory_alerts', array['SELECT', 'UPDATE']),
+  ('idempotency_keys', array[]::text[]),
+  ('notification_outbox', array['SELECT']),
+  ('audit_log', array['SELECT']),
+  ('document_counters', array[]::text[])) v(t, privs);
+
+select function_privs_are('public', 'create_wholesale_order', array['jsonb', 'text'], 'anon', array[]::text[],
+  'anon cannot call create_wholesale_order');
+select function_privs_are('public', 'create_wholesale_order', array['jsonb', 'text'], 'authenticated', array['EXECUTE'],
+  'authenticated can call create_wholesale_order');
+select function_privs_are('public', 'purge_expired_idempotency_keys', array[]::text[], 'authenticated', array[]::text[],
+  'authenticated cannot purge idempotency keys');
+select function_privs_are('public', 'purge_expired_idempotency_keys', array[]::text[], 'service_role', array['EXECUTE'],
+  'service_role can purge idempotency keys');
+
+-- Nothing in private is callable by the API roles except the membership helpers RLS needs.
+select is(
+  array(select p.proname::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+        where n.nspname = 'private' and has_function_privilege('authenticated', p.oid, 'execute')
+        order by 1),
+  array['current_tenant_ids', 'is_member'],
+  'authenticated can execute only the membership helpers in private');
+select is(
+  array(select p.proname::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+        where n.nspname = 'private' and has_function_privilege('anon', p.oid, 'execute')),
+  array[]::text[], 'anon can execute nothing in private');
+
+-- Security definer functions pin their search path.
+select is(
+  array(select p.oid::regprocedure::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+        where n.nspname in ('public', 'private') and p.prosecdef
+          and not coalesce('search_path=""' = any (p.proconfig), false)),
+  array[]::text[], 'every security definer function sets search_path to empty');
+
+select * from finish();
+rollback;
