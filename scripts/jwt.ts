@@ -72,9 +72,9 @@ export async function signEs256(
   privateJwk: JsonWebKey,
   kid: string,
 ): Promise<string> {
-  const input = `${
-    b64url(JSON.stringify({ alg: "ES256", typ: "JWT", kid }))
-  }.${b64url(JSON.stringify(claims))}`;
+  const input = `${b64url(JSON.stringify({ alg: "ES256", typ: "JWT", kid }))}.${
+    b64url(JSON.stringify(claims))
+  }`;
   const key = await crypto.subtle.importKey(
     "jwk",
     privateJwk,

@@ -2,7 +2,11 @@
 // Usage: deno run scripts/keys.ts <stack dir> <api port> <db port>
 import {
   b64url,
-  generateKeys, publicJwks, signHs256, type StackKeys } from "./jwt.ts";
+  generateKeys,
+  publicJwks,
+  signHs256,
+  type StackKeys,
+} from "./jwt.ts";
 
 const [stackDir, apiPort, dbPort] = Deno.args;
 const keysPath = `${stackDir}/keys.json`;

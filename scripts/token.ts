@@ -6,7 +6,8 @@ const [stackDir, email, ttl] = Deno.args;
 const env = readEnvFile(`${stackDir}/env`);
 const sql = postgres(env.SUPABASE_DB_URL, { max: 1, onnotice: () => {} });
 try {
-  const rows = await sql`select id::text from auth.users where email = ${email}`;
+  const rows =
+    await sql`select id::text from auth.users where email = ${email}`;
   if (rows.length === 0) {
     console.error(`no user with email ${email} in auth.users`);
     Deno.exit(1);

@@ -40,7 +40,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -64,7 +67,10 @@ mod tests {
 
     #[test]
     fn missing_settings_are_named() {
-        assert_eq!(Config::from_env(&env(&[])).unwrap_err(), "SUPABASE_URL is not set");
+        assert_eq!(
+            Config::from_env(&env(&[])).unwrap_err(),
+            "SUPABASE_URL is not set"
+        );
         let e = Config::from_env(&env(&[("SUPABASE_URL", "u"), ("SUPABASE_ANON_KEY", "a")]))
             .unwrap_err();
         assert!(e.contains("SUPABASE_JWKS or JWT_SECRET"), "{e}");

@@ -21,7 +21,11 @@ pub enum ApiError {
     /// The row does not exist, or it belongs to another tenant: the two are not told apart.
     NotFound { message: String, details: Value },
     /// A business conflict: stock, credit, an idempotency key still in flight …
-    Conflict { code: String, message: String, details: Value },
+    Conflict {
+        code: String,
+        message: String,
+        details: Value,
+    },
     /// The HTTP method is not the one the function serves.
     MethodNotAllowed { allowed: &'static str },
     /// The body is larger than the limit.
@@ -248,14 +252,18 @@ mod tests {
             ("XX000", 500, "INTERNAL_ERROR"),
         ];
         for (state, status, code) in cases {
-            let e = ApiError::from_postgrest(400, &format!(r#"{{"code":"{state}","message":"m"}}"#));
+            let e =
+                ApiError::from_postgrest(400, &format!(r#"{{"code":"{state}","message":"m"}}"#));
             assert_eq!((e.status(), e.code()), (status, code), "{state}");
         }
     }
 
     #[test]
     fn internal_causes_never_reach_the_body() {
-        let e = ApiError::from_postgrest(500, r#"{"code":"XX000","message":"secret table t_x broke"}"#);
+        let e = ApiError::from_postgrest(
+            500,
+            r#"{"code":"XX000","message":"secret table t_x broke"}"#,
+        );
         let body = e.to_body().to_string();
         assert!(!body.contains("t_x"), "{body}");
         assert_eq!(e.message(), "internal error");

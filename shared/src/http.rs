@@ -24,7 +24,9 @@ pub struct Request {
 
 impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 
     /// The token from `Authorization: Bearer <token>`.
@@ -55,7 +57,9 @@ impl Request {
             });
         }
         if self.body.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::InvalidJson("the body is empty; send a JSON object".into()));
+            return Err(ApiError::InvalidJson(
+                "the body is empty; send a JSON object".into(),
+            ));
         }
         let value: Value = serde_json::from_slice(&self.body).map_err(|e| {
             ApiError::InvalidJson(format!(
@@ -65,7 +69,9 @@ impl Request {
             ))
         })?;
         if !value.is_object() {
-            return Err(ApiError::InvalidJson("the body must be a JSON object".into()));
+            return Err(ApiError::InvalidJson(
+                "the body must be a JSON object".into(),
+            ));
         }
         Ok(value)
     }
@@ -110,7 +116,9 @@ impl Response {
     pub fn from_error(err: &ApiError) -> Self {
         let mut response = Response::json(err.status(), &err.to_body());
         if let ApiError::MethodNotAllowed { allowed } = err {
-            response.headers.push(("allow".into(), format!("{allowed}, OPTIONS")));
+            response
+                .headers
+                .push(("allow".into(), format!("{allowed}, OPTIONS")));
         }
         response
     }
@@ -122,7 +130,8 @@ impl Response {
             .iter()
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect();
-        serde_json::json!({"status": self.status, "headers": headers, "body": self.body}).to_string()
+        serde_json::json!({"status": self.status, "headers": headers, "body": self.body})
+            .to_string()
     }
 }
 
@@ -147,13 +156,18 @@ mod tests {
         let e = req("GET", &[], "").require_method("POST").unwrap_err();
         assert_eq!(e.status(), 405);
         let r = Response::from_error(&e);
-        assert!(r.headers.contains(&("allow".into(), "POST, OPTIONS".into())));
+        assert!(r
+            .headers
+            .contains(&("allow".into(), "POST, OPTIONS".into())));
     }
 
     #[test]
     fn body_limits_and_json_errors() {
         let big = format!("{{\"a\":\"{}\"}}", "x".repeat(MAX_BODY_BYTES));
-        assert_eq!(req("POST", &[], &big).json_object().unwrap_err().status(), 413);
+        assert_eq!(
+            req("POST", &[], &big).json_object().unwrap_err().status(),
+            413
+        );
         let exact = format!("{{\"a\":\"{}\"}}", "x".repeat(MAX_BODY_BYTES - 8));
         assert_eq!(exact.len(), MAX_BODY_BYTES);
         assert!(req("POST", &[], &exact).json_object().is_ok());
@@ -165,18 +179,34 @@ mod tests {
 
     #[test]
     fn bearer_and_idempotency_headers() {
-        assert_eq!(req("POST", &[("Authorization", "Bearer abc")], "").bearer(), Some("abc"));
-        assert_eq!(req("POST", &[("authorization", "bearer abc ")], "").bearer(), Some("abc"));
-        assert_eq!(req("POST", &[("authorization", "Basic abc")], "").bearer(), None);
-        assert_eq!(req("POST", &[("authorization", "Bearer ")], "").bearer(), None);
         assert_eq!(
-            req("POST", &[("Idempotency-Key", "k-1")], "").idempotency_key().unwrap(),
+            req("POST", &[("Authorization", "Bearer abc")], "").bearer(),
+            Some("abc")
+        );
+        assert_eq!(
+            req("POST", &[("authorization", "bearer abc ")], "").bearer(),
+            Some("abc")
+        );
+        assert_eq!(
+            req("POST", &[("authorization", "Basic abc")], "").bearer(),
+            None
+        );
+        assert_eq!(
+            req("POST", &[("authorization", "Bearer ")], "").bearer(),
+            None
+        );
+        assert_eq!(
+            req("POST", &[("Idempotency-Key", "k-1")], "")
+                .idempotency_key()
+                .unwrap(),
             Some("k-1".into())
         );
         assert_eq!(req("POST", &[], "").idempotency_key().unwrap(), None);
         let long = "k".repeat(256);
         for bad in ["", "has space", long.as_str()] {
-            let e = req("POST", &[("Idempotency-Key", bad)], "").idempotency_key().unwrap_err();
+            let e = req("POST", &[("Idempotency-Key", bad)], "")
+                .idempotency_key()
+                .unwrap_err();
             assert_eq!(e.status(), 400);
         }
     }

@@ -100,7 +100,8 @@ impl JwtVerifier {
     pub fn verify(&self, token: &str, now: i64) -> Result<Claims> {
         let bad = |m: &str| ApiError::Unauthorized(m.to_owned());
         let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(bad("the token is not a JWT"));
         };
@@ -119,7 +120,9 @@ impl JwtVerifier {
             .filter(|k| kid.is_none() || k.kid.is_none() || k.kid.as_deref() == kid)
             .peekable();
         if candidates.peek().is_none() {
-            return Err(bad("the token is signed with an algorithm or key this project does not accept"));
+            return Err(bad(
+                "the token is signed with an algorithm or key this project does not accept",
+            ));
         }
         if !candidates.any(|k| verify_with(&k.kind, signed, &signature)) {
             return Err(bad("the token signature is invalid"));
@@ -134,7 +137,9 @@ impl JwtVerifier {
             return Err(bad("the token has expired"));
         }
         if let Some(nbf) = payload.get("nbf") {
-            let nbf = nbf.as_i64().ok_or_else(|| bad("the token nbf is malformed"))?;
+            let nbf = nbf
+                .as_i64()
+                .ok_or_else(|| bad("the token nbf is malformed"))?;
             if now + LEEWAY_SECS < nbf {
                 return Err(bad("the token is not valid yet"));
             }
@@ -169,7 +174,9 @@ fn verify_with(kind: &KeyKind, signed: &[u8], signature: &[u8]) -> bool {
 
 fn decode_json(segment: &str) -> Option<Value> {
     let bytes = URL_SAFE_NO_PAD.decode(segment).ok()?;
-    serde_json::from_slice::<Value>(&bytes).ok().filter(Value::is_object)
+    serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .filter(Value::is_object)
 }
 
 fn b64_field(jwk: &Value, name: &str) -> Result<Vec<u8>, String> {
@@ -238,7 +245,10 @@ mod tests {
         let signing_input = format!("{}.{}", b64(&header), b64(&claims));
         let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
         mac.update(signing_input.as_bytes());
-        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+        format!(
+            "{signing_input}.{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        )
     }
 
     fn es256(key: &SigningKey, kid: &str, claims: Value) -> String {
@@ -277,13 +287,27 @@ mod tests {
     fn hs256_valid_expired_and_wrong_secret() {
         let v = JwtVerifier::new(None, Some(SECRET)).unwrap();
         let header = json!({"alg":"HS256","typ":"JWT"});
-        let c = v.verify(&hs256(header.clone(), user(NOW + 60), SECRET), NOW).unwrap();
+        let c = v
+            .verify(&hs256(header.clone(), user(NOW + 60), SECRET), NOW)
+            .unwrap();
         assert_eq!(c.role.as_deref(), Some("authenticated"));
         // inside the leeway still passes; past it fails
-        assert!(v.verify(&hs256(header.clone(), user(NOW - 29), SECRET), NOW).is_ok());
-        assert_eq!(err(&v, &hs256(header.clone(), user(NOW - 31), SECRET)), "the token has expired");
+        assert!(v
+            .verify(&hs256(header.clone(), user(NOW - 29), SECRET), NOW)
+            .is_ok());
         assert_eq!(
-            err(&v, &hs256(header, user(NOW + 60), "another-secret-of-sufficient-length!!")),
+            err(&v, &hs256(header.clone(), user(NOW - 31), SECRET)),
+            "the token has expired"
+        );
+        assert_eq!(
+            err(
+                &v,
+                &hs256(
+                    header,
+                    user(NOW + 60),
+                    "another-secret-of-sufficient-length!!"
+                )
+            ),
             "the token signature is invalid"
         );
     }
@@ -307,7 +331,10 @@ mod tests {
         let h = json!({"alg":"HS256"});
         let mut claims = user(NOW + 600);
         claims["nbf"] = json!(NOW + 120);
-        assert_eq!(err(&v, &hs256(h.clone(), claims, SECRET)), "the token is not valid yet");
+        assert_eq!(
+            err(&v, &hs256(h.clone(), claims, SECRET)),
+            "the token is not valid yet"
+        );
         let no_exp = json!({"sub":"x","role":"authenticated"});
         assert_eq!(err(&v, &hs256(h, no_exp, SECRET)), "the token has no exp");
     }
@@ -331,7 +358,8 @@ mod tests {
         assert!(JwtVerifier::new(None, None).is_err());
         assert!(JwtVerifier::new(Some("{}"), None).is_err());
         assert!(JwtVerifier::new(Some(r#"{"keys":[{"kty":"EC","crv":"P-384"}]}"#), None).is_err());
-        let short_rsa = json!({"keys":[{"kty":"RSA","n":URL_SAFE_NO_PAD.encode([0xC1u8; 64]),"e":"AQAB"}]});
+        let short_rsa =
+            json!({"keys":[{"kty":"RSA","n":URL_SAFE_NO_PAD.encode([0xC1u8; 64]),"e":"AQAB"}]});
         assert!(JwtVerifier::new(Some(&short_rsa.to_string()), None)
             .unwrap_err()
             .contains("2048"));

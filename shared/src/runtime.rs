@@ -47,7 +47,12 @@ pub fn now() -> i64 {
 }
 
 /// Runs `handler` and returns the response in the loader's wire shape.
-pub async fn serve<F, Fut>(method: String, headers_json: String, body: Vec<u8>, handler: F) -> String
+pub async fn serve<F, Fut>(
+    method: String,
+    headers_json: String,
+    body: Vec<u8>,
+    handler: F,
+) -> String
 where
     F: FnOnce(Request, &'static Config) -> Fut,
     Fut: Future<Output = Result<Response>>,
@@ -59,7 +64,15 @@ where
             .into_iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .collect();
-        handler(Request { method, headers, body }, config()?).await
+        handler(
+            Request {
+                method,
+                headers,
+                body,
+            },
+            config()?,
+        )
+        .await
     }
     .await;
     match outcome {

@@ -159,7 +159,11 @@ impl Validator {
             d <= rule.min
         };
         if too_low {
-            let op = if rule.min_inclusive { "at least" } else { "greater than" };
+            let op = if rule.min_inclusive {
+                "at least"
+            } else {
+                "greater than"
+            };
             self.error(path, format!("must be {op} {}", rule.min));
             return None;
         }
@@ -171,7 +175,12 @@ impl Validator {
     }
 
     /// A string of at most `max_chars` Unicode scalar values.
-    pub fn string(&mut self, path: &str, value: Option<&Value>, max_chars: usize) -> Option<String> {
+    pub fn string(
+        &mut self,
+        path: &str,
+        value: Option<&Value>,
+        max_chars: usize,
+    ) -> Option<String> {
         let value = value?;
         let Some(s) = value.as_str() else {
             self.error(path, "must be a string");
@@ -260,7 +269,10 @@ mod tests {
         assert!(v
             .decimal("p", Some(&num("2.675")), DecimalRule::NON_NEGATIVE_10_2)
             .is_none());
-        assert_eq!(v.finish(|| ()).unwrap_err().details()["p"], "must have at most 2 decimal places");
+        assert_eq!(
+            v.finish(|| ()).unwrap_err().details()["p"],
+            "must have at most 2 decimal places"
+        );
         let mut v = Validator::new();
         assert_eq!(
             v.decimal("p", Some(&num("1.500")), DecimalRule::NON_NEGATIVE_10_2),
@@ -315,10 +327,15 @@ mod tests {
         let mut v = Validator::new();
         assert!(v.string("s", Some(&json!("é".repeat(3))), 3).is_some());
         assert!(v.string("long", Some(&json!("x".repeat(4))), 3).is_none());
-        assert_eq!(v.one_of("e", Some(&json!("net_15")), &["prepaid", "net_15"]), Some("net_15"));
+        assert_eq!(
+            v.one_of("e", Some(&json!("net_15")), &["prepaid", "net_15"]),
+            Some("net_15")
+        );
         assert!(v.one_of("bad", Some(&json!("cod")), &["prepaid"]).is_none());
         assert!(v.uuid("u", Some(&json!("not-a-uuid"))).is_none());
-        assert!(v.uuid("ok", Some(&json!("7b0c1a64-58b5-4a8f-a8b1-0b7e5b8f6c11"))).is_some());
+        assert!(v
+            .uuid("ok", Some(&json!("7b0c1a64-58b5-4a8f-a8b1-0b7e5b8f6c11")))
+            .is_some());
         assert!(v.array("empty", Some(&json!([])), 1, 500).is_none());
         assert!(v.array("notarr", Some(&json!({})), 1, 500).is_none());
         let d = v.finish(|| ()).unwrap_err().details();

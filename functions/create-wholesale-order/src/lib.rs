@@ -56,11 +56,19 @@ pub struct OrderInput {
 /// merged, because two lines with different prices cannot be merged honestly.
 pub fn validate(body: &Value) -> Result<OrderInput> {
     let mut v = Validator::new();
-    let allowed = ["client_id", "items", "payment_terms", "delivery_method", "notes"];
+    let allowed = [
+        "client_id",
+        "items",
+        "payment_terms",
+        "delivery_method",
+        "notes",
+    ];
     let Some(obj) = v.object("", body, &allowed) else {
         return Err(v.finish(|| ()).unwrap_err());
     };
-    let client_id = v.required(obj, "", "client_id").and_then(|c| v.uuid("client_id", Some(c)));
+    let client_id = v
+        .required(obj, "", "client_id")
+        .and_then(|c| v.uuid("client_id", Some(c)));
     let payment_terms = v
         .required(obj, "", "payment_terms")
         .and_then(|p| v.one_of("payment_terms", Some(p), PAYMENT_TERMS));
@@ -79,37 +87,54 @@ pub fn validate(body: &Value) -> Result<OrderInput> {
         let mut total = Decimal::ZERO;
         for (i, raw) in list.iter().enumerate() {
             let path = format!("items[{i}]");
-            let Some(item) = v.object(&path, raw, &["product_id", "quantity", "unit_price", "warehouse_id"])
-            else {
+            let Some(item) = v.object(
+                &path,
+                raw,
+                &["product_id", "quantity", "unit_price", "warehouse_id"],
+            ) else {
                 continue;
             };
             let at = |k: &str| format!("{path}.{k}");
-            let product_id = v.required(item, &path, "product_id").and_then(|p| v.uuid(&at("product_id"), Some(p)));
+            let product_id = v
+                .required(item, &path, "product_id")
+                .and_then(|p| v.uuid(&at("product_id"), Some(p)));
             let quantity = v
                 .required(item, &path, "quantity")
                 .and_then(|q| v.decimal(&at("quantity"), Some(q), DecimalRule::POSITIVE_10_2));
-            let unit_price = v
-                .required(item, &path, "unit_price")
-                .and_then(|p| v.decimal(&at("unit_price"), Some(p), DecimalRule::NON_NEGATIVE_10_2));
+            let unit_price = v.required(item, &path, "unit_price").and_then(|p| {
+                v.decimal(&at("unit_price"), Some(p), DecimalRule::NON_NEGATIVE_10_2)
+            });
             let warehouse_id = match item.get("warehouse_id") {
                 None | Some(Value::Null) => None,
                 some => v.uuid(&at("warehouse_id"), some),
             };
-            let (Some(product_id), Some(quantity), Some(unit_price)) = (product_id, quantity, unit_price) else {
+            let (Some(product_id), Some(quantity), Some(unit_price)) =
+                (product_id, quantity, unit_price)
+            else {
                 continue;
             };
             if let Some(first) = seen.insert((product_id, warehouse_id), i) {
                 v.error(
                     &at("product_id"),
-                    format!("repeats items[{first}] for the same warehouse; combine them into one line"),
+                    format!(
+                        "repeats items[{first}] for the same warehouse; combine them into one line"
+                    ),
                 );
                 continue;
             }
             total += (quantity * unit_price).round_dp(2);
-            items.push(OrderItem { product_id, quantity, unit_price, warehouse_id });
+            items.push(OrderItem {
+                product_id,
+                quantity,
+                unit_price,
+                warehouse_id,
+            });
         }
         if total > DECIMAL_10_2_MAX {
-            v.error("items", format!("the order total must be at most {DECIMAL_10_2_MAX}"));
+            v.error(
+                "items",
+                format!("the order total must be at most {DECIMAL_10_2_MAX}"),
+            );
         }
     }
 
@@ -124,7 +149,11 @@ pub fn validate(body: &Value) -> Result<OrderInput> {
 
 fn number(d: Decimal) -> Value {
     // Decimal's text is a valid JSON number; with arbitrary_precision it stays exact.
-    Value::Number(d.to_string().parse::<Number>().expect("decimal text is a JSON number"))
+    Value::Number(
+        d.to_string()
+            .parse::<Number>()
+            .expect("decimal text is a JSON number"),
+    )
 }
 
 /// The RPC's named arguments. `idempotency_key` is left out when absent, so
@@ -167,7 +196,9 @@ pub fn response_from_rpc(result: &Value) -> Result<Response> {
             .get(k)
             .filter(|v| !v.is_null())
             .cloned()
-            .ok_or_else(|| ApiError::Internal(format!("create_wholesale_order result lacks {k}: {result}")))
+            .ok_or_else(|| {
+                ApiError::Internal(format!("create_wholesale_order result lacks {k}: {result}"))
+            })
     };
     let body = json!({
         "success": true,
@@ -177,7 +208,9 @@ pub fn response_from_rpc(result: &Value) -> Result<Response> {
     });
     let mut response = Response::json(201, &body);
     if result.get("replayed").and_then(Value::as_bool) == Some(true) {
-        response.headers.push(("idempotent-replayed".into(), "true".into()));
+        response
+            .headers
+            .push(("idempotent-replayed".into(), "true".into()));
     }
     Ok(response)
 }
@@ -191,7 +224,10 @@ pub struct Ctx<'a> {
 
 pub async fn run(input: &OrderInput, ctx: &Ctx<'_>) -> Result<Response> {
     let args = rpc_args(input, ctx.idempotency_key.as_deref());
-    let result = ctx.rest.rpc("create_wholesale_order", &args, &ctx.caller.token).await?;
+    let result = ctx
+        .rest
+        .rpc("create_wholesale_order", &args, &ctx.caller.token)
+        .await?;
     response_from_rpc(&result)
 }
 
@@ -201,7 +237,11 @@ pub async fn handler(req: Request, config: &'static Config, now: i64) -> Result<
     let caller = authenticate(&req, &config.jwt, now)?;
     let idempotency_key = req.idempotency_key()?;
     let input = validate(&req.json_object()?)?;
-    let ctx = Ctx { rest: &config.rest, caller: &caller, idempotency_key };
+    let ctx = Ctx {
+        rest: &config.rest,
+        caller: &caller,
+        idempotency_key,
+    };
     run(&input, &ctx).await
 }
 
@@ -245,7 +285,10 @@ mod tests {
         assert_eq!(input.items.len(), 2);
         assert_eq!(input.items[0].quantity.to_string(), "2.5");
         assert_eq!(input.items[0].unit_price.to_string(), "10.1");
-        assert_eq!(input.items[1].warehouse_id, Some(Uuid::parse_str(W).unwrap()));
+        assert_eq!(
+            input.items[1].warehouse_id,
+            Some(Uuid::parse_str(W).unwrap())
+        );
         assert_eq!(input.payment_terms, "net_30");
         assert_eq!(input.notes.as_deref(), Some("dock 4"));
     }
@@ -266,8 +309,14 @@ mod tests {
             ("items[1].quantity", "must have at most 2 decimal places"),
             ("items[1].unit_price", "must be a number"),
             ("items[1].colour", "unknown field"),
-            ("payment_terms", "must be one of: prepaid, cod, net_15, net_30, net_60"),
-            ("delivery_method", "must be one of: pickup, delivery, freight"),
+            (
+                "payment_terms",
+                "must be one of: prepaid, cod, net_15, net_30, net_60",
+            ),
+            (
+                "delivery_method",
+                "must be one of: pickup, delivery, freight",
+            ),
             ("notes", "must be at most 2000 characters"),
             ("extra", "unknown field"),
         ] {
@@ -282,14 +331,20 @@ mod tests {
             assert_eq!(d[k], "is required", "{k}");
         }
         let base = |items: &str| {
-            format!(r#"{{"client_id":"{C}","items":{items},"payment_terms":"prepaid","delivery_method":"pickup"}}"#)
+            format!(
+                r#"{{"client_id":"{C}","items":{items},"payment_terms":"prepaid","delivery_method":"pickup"}}"#
+            )
         };
         assert_eq!(details(&base("[]"))["items"], "must have 1 to 500 entries");
-        let line = format!(r#"{{"product_id":"{P}","quantity":1,"unit_price":1,"warehouse_id":"{{}}"}}"#);
+        let line =
+            format!(r#"{{"product_id":"{P}","quantity":1,"unit_price":1,"warehouse_id":"{{}}"}}"#);
         let many: Vec<String> = (0..501)
             .map(|i| line.replace("{}", &format!("44444444-4444-4444-8444-{i:012}")))
             .collect();
-        assert_eq!(details(&base(&format!("[{}]", many.join(","))))["items"], "must have 1 to 500 entries");
+        assert_eq!(
+            details(&base(&format!("[{}]", many.join(","))))["items"],
+            "must have 1 to 500 entries"
+        );
         assert!(validate(&body(&base(&format!("[{}]", many[..500].join(","))))).is_ok());
     }
 
@@ -328,7 +383,10 @@ mod tests {
         assert!(args["payload"].get("notes").is_none());
         assert!(args["payload"]["items"][0].get("warehouse_id").is_none());
         let text = args["payload"]["items"][0].to_string();
-        assert!(text.contains(r#""quantity":0.1"#) && text.contains(r#""unit_price":0.2"#), "{text}");
+        assert!(
+            text.contains(r#""quantity":0.1"#) && text.contains(r#""unit_price":0.2"#),
+            "{text}"
+        );
         assert_eq!(rpc_args(&input, Some("k1"))["idempotency_key"], "k1");
     }
 
@@ -343,7 +401,9 @@ mod tests {
             r.body,
             r#"{"order_id":"o","order_number":"WO-2026-000001","success":true,"total_amount":12.50}"#
         );
-        assert!(r.headers.contains(&("idempotent-replayed".into(), "true".into())));
+        assert!(r
+            .headers
+            .contains(&("idempotent-replayed".into(), "true".into())));
         let e = response_from_rpc(&body(r#"{"order_id":"o"}"#)).unwrap_err();
         assert_eq!(e.status(), 500);
     }
