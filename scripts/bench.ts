@@ -1,5 +1,5 @@
 // The measurements behind scripts/bench. Prints a table and the ratios.
-import { makeTenant, order, sql, url } from "../tests/_stack.ts";
+import { env, makeTenant, order, sql, url } from "../tests/_stack.ts";
 
 const restUrl = `http://127.0.0.1:${Deno.env.get("REST_PORT")}`;
 const CONCURRENCY = 8;
@@ -10,8 +10,7 @@ const t = await makeTenant({ products: 1, stock: 0 });
 await sql`update public.wholesale_inventory set quantity = 99999999 where product_id = ${
   t.products[0]
 }`;
-const anon = Deno.env.get("SUPABASE_ANON_KEY") ??
-  (await import("../tests/_stack.ts")).env.SUPABASE_ANON_KEY;
+const anon = env.SUPABASE_ANON_KEY;
 const payload = order(t);
 const headers = {
   authorization: `Bearer ${t.token}`,
@@ -94,7 +93,7 @@ async function coldStart(name: string, body: unknown) {
       name,
       String(port),
     ],
-    env: { POSTGREST_URL: restUrl },
+    env: { ...env, POSTGREST_URL: restUrl },
     stdout: "piped",
     stderr: "inherit",
   }).spawn();

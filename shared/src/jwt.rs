@@ -7,13 +7,21 @@
 //!
 //! `exp` is required and, like `nbf`, checked with [`LEEWAY_SECS`] of clock skew.
 //! Every failure is a 401; the reason is in the message, which names no key.
+//!
+//! A verified token is remembered by its SHA-256 until it expires, so a
+//! session's repeated calls skip the signature check: ES256 costs about 2 ms of
+//! CPU in wasm, the lookup microseconds. Only an identical token hits; `exp` is
+//! checked on every hit, and the cache holds at most [`CACHE_CAPACITY`] tokens.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use hmac::{Hmac, Mac};
 use p256::ecdsa::signature::Verifier as _;
 use serde_json::Value;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, Result};
 
@@ -21,6 +29,8 @@ use crate::error::{ApiError, Result};
 pub const LEEWAY_SECS: i64 = 30;
 /// RSA moduli below this many bits are refused when the JWKS is read.
 const MIN_RSA_BITS: usize = 2048;
+/// Verified tokens remembered at once; past this, expired ones are dropped, then all.
+pub const CACHE_CAPACITY: usize = 1024;
 
 #[derive(Clone)]
 enum KeyKind {
@@ -54,10 +64,11 @@ pub struct Claims {
     pub raw: Value,
 }
 
-/// A set of keys, parsed once at cold start.
+/// A set of keys, parsed once at cold start, and the tokens it has verified.
 #[derive(Clone, Default)]
 pub struct JwtVerifier {
     keys: Vec<Key>,
+    verified: Arc<Mutex<HashMap<[u8; 32], Claims>>>,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -93,11 +104,37 @@ impl JwtVerifier {
         if keys.is_empty() {
             return Err("no JWT keys: set SUPABASE_JWKS or JWT_SECRET".into());
         }
-        Ok(Self { keys })
+        Ok(Self {
+            keys,
+            verified: Arc::default(),
+        })
     }
 
     /// Verifies signature, `exp` and `nbf` at `now` (seconds since the epoch).
     pub fn verify(&self, token: &str, now: i64) -> Result<Claims> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(claims) = verified.get(&digest) {
+            if now > claims.exp + LEEWAY_SECS {
+                verified.remove(&digest);
+                return Err(ApiError::Unauthorized("the token has expired".into()));
+            }
+            return Ok(claims.clone());
+        }
+        drop(verified);
+        let claims = self.verify_uncached(token, now)?;
+        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if verified.len() >= CACHE_CAPACITY {
+            verified.retain(|_, c| now <= c.exp + LEEWAY_SECS);
+            if verified.len() >= CACHE_CAPACITY {
+                verified.clear();
+            }
+        }
+        verified.insert(digest, claims.clone());
+        Ok(claims)
+    }
+
+    fn verify_uncached(&self, token: &str, now: i64) -> Result<Claims> {
         let bad = |m: &str| ApiError::Unauthorized(m.to_owned());
         let mut parts = token.split('.');
         let (Some(h), Some(p), Some(s), None) =
@@ -326,6 +363,37 @@ mod tests {
     }
 
     #[test]
+    fn rs256_against_jwks() {
+        use rsa::pkcs8::DecodePrivateKey;
+        use rsa::signature::{SignatureEncoding, Signer};
+        use rsa::traits::PublicKeyParts;
+        // A throwaway key made for this test only.
+        let private =
+            rsa::RsaPrivateKey::from_pkcs8_pem(include_str!("test_rsa_2048.pem")).unwrap();
+        let public = private.to_public_key();
+        let jwks = json!({"keys":[{"kty":"RSA","alg":"RS256","kid":"r1",
+            "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
+            "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be())}]});
+        let v = JwtVerifier::new(Some(&jwks.to_string()), None).unwrap();
+        let input = format!(
+            "{}.{}",
+            b64(&json!({"alg":"RS256","kid":"r1"})),
+            b64(&user(NOW + 60))
+        );
+        let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new(private);
+        let token = format!(
+            "{input}.{}",
+            URL_SAFE_NO_PAD.encode(signer.sign(input.as_bytes()).to_bytes())
+        );
+        assert_eq!(
+            v.verify(&token, NOW).unwrap().role.as_deref(),
+            Some("authenticated")
+        );
+        let tampered = token.replace(&b64(&user(NOW + 60)), &b64(&user(NOW + 6000)));
+        assert_eq!(err(&v, &tampered), "the token signature is invalid");
+    }
+
+    #[test]
     fn nbf_and_missing_exp() {
         let v = JwtVerifier::new(None, Some(SECRET)).unwrap();
         let h = json!({"alg":"HS256"});
@@ -351,6 +419,34 @@ mod tests {
         assert!(err(&v, &confused).contains("algorithm"));
         assert_eq!(err(&v, "abc"), "the token is not a JWT");
         assert_eq!(err(&v, "a.b.c.d"), "the token is not a JWT");
+    }
+
+    #[test]
+    fn a_cached_token_still_expires_and_a_changed_token_is_checked_again() {
+        let v = JwtVerifier::new(None, Some(SECRET)).unwrap();
+        let token = hs256(json!({"alg":"HS256"}), user(NOW + 60), SECRET);
+        assert!(v.verify(&token, NOW).is_ok());
+        assert!(v.verify(&token, NOW).is_ok(), "served from the cache");
+        assert_eq!(
+            v.verify(&token, NOW + 91).unwrap_err().message(),
+            "the token has expired"
+        );
+        assert_eq!(
+            v.verify(&token, NOW + 91).unwrap_err().message(),
+            "the token has expired"
+        );
+        let forged = format!("{}x", &token[..token.len() - 1]);
+        assert!(v.verify(&forged, NOW).is_err());
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let v = JwtVerifier::new(None, Some(SECRET)).unwrap();
+        for i in 0..(CACHE_CAPACITY as i64 + 5) {
+            let token = hs256(json!({"alg":"HS256"}), user(NOW + 60 + i), SECRET);
+            assert!(v.verify(&token, NOW).is_ok());
+        }
+        assert!(v.verified.lock().unwrap().len() <= CACHE_CAPACITY);
     }
 
     #[test]
