@@ -132,7 +132,8 @@ pg_data_dir() {
 }
 
 as_pg() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  # from /, which `postgres` can always enter, whatever the caller's directory
+  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 psql_super() {
@@ -216,4 +217,30 @@ stack_down() {
   stop_pid_file "$STACK_DIR/gateway.pid"
   stop_pid_file "$STACK_DIR/rest.pid"
   stop_postgres
+}
+
+# For throwaway stacks (tests, bench): stop, show the logs if the run failed,
+# and delete a database kept outside the checkout.
+stack_discard() {
+  local status=$?
+  stack_down
+  if [ "$status" -ne 0 ]; then
+    local f
+    for f in "$STACK_DIR"/*.log; do
+      [ -f "$f" ] && { echo "--- last lines of $f" >&2; tail -n 40 "$f" >&2; }
+    done
+  fi
+  if [ -f "$STACK_DIR/pgdata-path" ]; then
+    rm -rf "$(dirname "$(cat "$STACK_DIR/pgdata-path")")"
+    rm -f "$STACK_DIR/pgdata-path"
+  fi
+  return "$status"
+}
+
+# Starts a throwaway stack with a fresh database.
+stack_fresh() {
+  if [ -f "$STACK_DIR/pgdata-path" ]; then rm -rf "$(dirname "$(cat "$STACK_DIR/pgdata-path")")"; fi
+  rm -rf "$STACK_DIR"
+  trap stack_discard EXIT
+  stack_up
 }
