@@ -19,8 +19,6 @@ import { generateKeys } from "../scripts/jwt.ts";
 
 const FN = "create-wholesale-order";
 
-Deno.test.afterAll?.(async () => await sql.end());
-
 Deno.test("an order is placed and every row it implies is written", async () => {
   const t = await makeTenant({ warehouses: 2, stock: 5, reorderPoint: 2 });
   const res = await invoke(

@@ -32,10 +32,44 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     /// An idempotency key reused with a different body.
     IdempotencyKeyReused,
+    /// The tenant used up its limit for this function.
+    RateLimited(RateLimit),
     /// A dependency (the database, the REST server) is unreachable or timed out. Retry is safe.
     Unavailable(String),
     /// A bug or an unexpected answer. The cause is logged, never sent.
     Internal(String),
+}
+
+/// What a 429 tells the client, in `details` and in its headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimit {
+    pub function: String,
+    pub limit: u64,
+    pub window_seconds: u64,
+    /// Whole seconds until a request would be accepted.
+    pub retry_after: u64,
+}
+
+impl RateLimit {
+    /// `Retry-After`, and the IETF `RateLimit-Policy` / `RateLimit` fields
+    /// (draft-ietf-httpapi-ratelimit-headers: quota `q`, window `w`, remaining
+    /// `r`, seconds until reset `t`).
+    pub fn headers(&self) -> Vec<(String, String)> {
+        vec![
+            ("retry-after".into(), self.retry_after.to_string()),
+            (
+                "ratelimit-policy".into(),
+                format!(
+                    "\"{}\";q={};w={}",
+                    self.function, self.limit, self.window_seconds
+                ),
+            ),
+            (
+                "ratelimit".into(),
+                format!("\"{}\";r=0;t={}", self.function, self.retry_after),
+            ),
+        ]
+    }
 }
 
 /// Crate-wide result, so `?` reads cleanly.
@@ -52,6 +86,7 @@ impl ApiError {
             ApiError::Conflict { .. } => 409,
             ApiError::PayloadTooLarge { .. } => 413,
             ApiError::IdempotencyKeyReused => 422,
+            ApiError::RateLimited(_) => 429,
             ApiError::Unavailable(_) => 503,
             ApiError::Internal(_) => 500,
         }
@@ -68,6 +103,7 @@ impl ApiError {
             ApiError::Conflict { code, .. } => code,
             ApiError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             ApiError::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            ApiError::RateLimited(_) => "RATE_LIMITED",
             ApiError::Unavailable(_) => "SERVICE_UNAVAILABLE",
             ApiError::Internal(_) => "INTERNAL_ERROR",
         }
@@ -89,6 +125,10 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => {
                 "this Idempotency-Key was already used with a different request body".into()
             }
+            ApiError::RateLimited(r) => format!(
+                "too many requests for {}; retry in {} s",
+                r.function, r.retry_after
+            ),
             ApiError::Unavailable(_) => "a dependency is unavailable; retry later".into(),
             ApiError::Internal(_) => "internal error".into(),
         }
@@ -101,6 +141,10 @@ impl ApiError {
                 details.clone()
             }
             ApiError::PayloadTooLarge { limit } => json!({ "limit_bytes": limit }),
+            ApiError::RateLimited(r) => json!({
+                "function": r.function, "limit": r.limit,
+                "window_seconds": r.window_seconds, "retry_after": r.retry_after,
+            }),
             _ => Value::Null,
         }
     }
@@ -139,6 +183,7 @@ impl ApiError {
     /// | CEC02 | CLIENT_INACTIVE | 409 |
     /// | CEI09 | IDEMPOTENCY_KEY_IN_USE | 409 |
     /// | CEI22 | IDEMPOTENCY_KEY_REUSED | 422 |
+    /// | CER29 | RATE_LIMITED (with Retry-After and RateLimit headers) | 429 |
     /// | 40001, 40P01, 55P03 | CONCURRENT_UPDATE (retry) | 409 |
     /// | 23505 | CONFLICT | 409 |
     /// | 42501 | FORBIDDEN | 403 |
@@ -180,6 +225,19 @@ impl ApiError {
             "CEC02" => conflict("CLIENT_INACTIVE"),
             "CEI09" => conflict("IDEMPOTENCY_KEY_IN_USE"),
             "CEI22" => ApiError::IdempotencyKeyReused,
+            "CER29" => {
+                let n = |k: &str| details.get(k).and_then(Value::as_u64).unwrap_or(0);
+                ApiError::RateLimited(RateLimit {
+                    function: details
+                        .get("function")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned(),
+                    limit: n("limit"),
+                    window_seconds: n("window_seconds"),
+                    retry_after: n("retry_after").max(1),
+                })
+            }
             "40001" | "40P01" | "55P03" => ApiError::Conflict {
                 code: "CONCURRENT_UPDATE".into(),
                 message: "a concurrent update got in the way; retry the request".into(),
@@ -256,6 +314,32 @@ mod tests {
                 ApiError::from_postgrest(400, &format!(r#"{{"code":"{state}","message":"m"}}"#));
             assert_eq!((e.status(), e.code()), (status, code), "{state}");
         }
+    }
+
+    #[test]
+    fn rate_limits_carry_their_figures_into_details_and_headers() {
+        let body = r#"{"code":"CER29","message":"too many requests; retry later",
+            "details":"{\"function\":\"create-wholesale-order\",\"limit\":600,\"window_seconds\":60,\"retry_after\":3}"}"#;
+        let e = ApiError::from_postgrest(400, body);
+        assert_eq!((e.status(), e.code()), (429, "RATE_LIMITED"));
+        assert_eq!(e.details()["retry_after"], 3);
+        let ApiError::RateLimited(r) = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(
+            r.headers(),
+            vec![
+                ("retry-after".to_string(), "3".to_string()),
+                (
+                    "ratelimit-policy".to_string(),
+                    r#""create-wholesale-order";q=600;w=60"#.to_string()
+                ),
+                (
+                    "ratelimit".to_string(),
+                    r#""create-wholesale-order";r=0;t=3"#.to_string()
+                ),
+            ]
+        );
     }
 
     #[test]

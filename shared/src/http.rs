@@ -115,10 +115,12 @@ impl Response {
     /// The error envelope, with `Allow` on a 405.
     pub fn from_error(err: &ApiError) -> Self {
         let mut response = Response::json(err.status(), &err.to_body());
-        if let ApiError::MethodNotAllowed { allowed } = err {
-            response
+        match err {
+            ApiError::MethodNotAllowed { allowed } => response
                 .headers
-                .push(("allow".into(), format!("{allowed}, OPTIONS")));
+                .push(("allow".into(), format!("{allowed}, OPTIONS"))),
+            ApiError::RateLimited(limit) => response.headers.extend(limit.headers()),
+            _ => {}
         }
         response
     }
@@ -159,6 +161,25 @@ mod tests {
         assert!(r
             .headers
             .contains(&("allow".into(), "POST, OPTIONS".into())));
+    }
+
+    #[test]
+    fn a_429_carries_its_rate_limit_headers() {
+        let e = ApiError::RateLimited(crate::RateLimit {
+            function: "f".into(),
+            limit: 3,
+            window_seconds: 2,
+            retry_after: 1,
+        });
+        let r = Response::from_error(&e);
+        assert_eq!(r.status, 429);
+        assert!(r.headers.contains(&("retry-after".into(), "1".into())));
+        assert!(r
+            .headers
+            .contains(&("ratelimit".into(), "\"f\";r=0;t=1".into())));
+        assert!(r
+            .headers
+            .contains(&("ratelimit-policy".into(), "\"f\";q=3;w=2".into())));
     }
 
     #[test]

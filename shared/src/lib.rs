@@ -20,7 +20,7 @@ pub mod runtime;
 
 pub use auth::{authenticate, Caller};
 pub use config::Config;
-pub use error::{ApiError, Result};
+pub use error::{ApiError, RateLimit, Result};
 pub use http::{Request, Response, MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};
 pub use jwt::{Claims, JwtVerifier, LEEWAY_SECS};
 pub use postgrest::PostgrestClient;

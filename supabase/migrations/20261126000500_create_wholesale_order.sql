@@ -213,15 +213,17 @@ revoke all on function private.take_stock(uuid, jsonb) from public;
  *          an idempotent replay returns the first result).
  *
  * Steps: validate; find the client and check the caller belongs to its tenant;
- * claim the idempotency key; lock the client row; check every product and
+ * take a token from the tenant's rate limit; claim the idempotency key; lock the client row; check every product and
  * warehouse is the tenant's; check credit for net terms; take stock (see
  * private.take_stock); number the order; insert the order, its lines and their
  * allocations; raise the client's balance for net terms; create a delivery for
  * `delivery`/`freight`; queue the confirmation (email and/or SMS) in
  * notification_outbox; write the audit row; store the idempotent result.
  *
- * Locks, always in this order: the idempotency key row; the client row; the
- * inventory rows (product_id, warehouse_id order); the tenant's WO counter row.
+ * Locks, always in this order: the tenant's rate-limit bucket (so one tenant's
+ * orders run one at a time; others are not affected); the idempotency key row;
+ * the client row; the inventory rows (product_id, warehouse_id order); the
+ * tenant's WO counter row.
  *
  * security definer: it writes the outbox, audit, idempotency and counter
  * tables, which members cannot touch directly. Membership is checked
@@ -236,6 +238,7 @@ revoke all on function private.take_stock(uuid, jsonb) from public;
  *   CES01 INSUFFICIENT_STOCK     details: short lines with requested and available
  *   CEI22 IDEMPOTENCY_KEY_REUSED the key was used with a different body
  *   CEI09 IDEMPOTENCY_KEY_IN_USE the key's first request has not finished
+ *   CER29 RATE_LIMITED           details: function, limit, window_seconds, retry_after
  */
 create or replace function public.create_wholesale_order(payload jsonb, idempotency_key text default null)
 returns jsonb
@@ -274,6 +277,7 @@ begin
       jsonb_build_object('resource', 'client', 'id', payload ->> 'client_id'));
   end if;
   tenant := the_client.tenant_id;
+  perform private.take_rate_limit(tenant, 'create-wholesale-order');
 
   if idempotency_key is not null then
     replay := private.claim_idempotency_key(tenant, idempotency_key, 'create_wholesale_order', payload);

@@ -53,7 +53,7 @@ select throws_ok($$select tests.count_visible(null, 'tenants')$$, '42501', null,
 
 select throws_ok(format('select tests.count_visible(%L, %L)', '0a000000-0000-4000-8000-000000000001', t),
   '42501', null, format('members cannot read %s directly', t))
-from (values ('idempotency_keys'), ('document_counters')) v(t);
+from (values ('idempotency_keys'), ('document_counters'), ('rate_limit_buckets')) v(t);
 
 -- Writes into another tenant are refused or see nothing.
 select tests.act_as('0b000000-0000-4000-8000-000000000001');

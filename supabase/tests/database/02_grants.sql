@@ -7,7 +7,8 @@ select table_privs_are('public', t, 'anon', array[]::text[], format('anon has no
 from (values ('tenants'), ('tenant_users'), ('products'), ('warehouses'), ('wholesale_inventory'),
   ('wholesale_clients'), ('wholesale_orders'), ('wholesale_order_items'),
   ('wholesale_order_allocations'), ('deliveries'), ('inventory_alerts'), ('idempotency_keys'),
-  ('notification_outbox'), ('audit_log'), ('document_counters')) v(t);
+  ('notification_outbox'), ('audit_log'), ('document_counters'), ('rate_limit_policies'),
+  ('rate_limit_buckets')) v(t);
 
 select table_privs_are('public', t, 'authenticated', privs,
   format('authenticated may %s on %s', array_to_string(privs, ', '), t))
@@ -26,7 +27,9 @@ from (values
   ('idempotency_keys', array[]::text[]),
   ('notification_outbox', array['SELECT']),
   ('audit_log', array['SELECT']),
-  ('document_counters', array[]::text[])) v(t, privs);
+  ('document_counters', array[]::text[]),
+  ('rate_limit_policies', array['SELECT']),
+  ('rate_limit_buckets', array[]::text[])) v(t, privs);
 
 select function_privs_are('public', 'create_wholesale_order', array['jsonb', 'text'], 'anon', array[]::text[],
   'anon cannot call create_wholesale_order');
