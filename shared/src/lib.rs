@@ -5,6 +5,7 @@
 //! - field validation into typed input ([`Validator`]), with exact decimals;
 //! - JWT verification ([`JwtVerifier`]) and the caller ([`authenticate`]);
 //! - the PostgREST RPC client ([`PostgrestClient`]);
+//! - provider clients (Resend, Twilio, Klaviyo, Slack) with retries ([`providers`]);
 //! - on wasm32, the loader contract ([`export_function!`]).
 
 mod auth;
@@ -13,6 +14,7 @@ mod error;
 mod http;
 mod jwt;
 mod postgrest;
+pub mod providers;
 mod validate;
 
 #[cfg(target_arch = "wasm32")]

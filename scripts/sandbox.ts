@@ -1,0 +1,552 @@
+// The provider sandbox: test infrastructure that speaks Resend, Twilio, Klaviyo
+// and Slack's real wire formats on one local port, so clients and the
+// dispatcher are tested against real HTTP. Production talks to the providers.
+//
+//   POST /resend/emails                                      Resend
+//   POST /twilio/2010-04-01/Accounts/{sid}/Messages.json     Twilio (create)
+//   GET  /twilio/2010-04-01/Accounts/{sid}/Messages.json     Twilio (list, To / DateSent> filters)
+//   POST /klaviyo/api/profile-import/ , /klaviyo/api/events/ Klaviyo
+//   POST /slack/services/{path}                              Slack incoming webhook
+//
+// Inspection and control (like Inbucket in Supabase's local stack):
+//   GET    /_sandbox/sent[?provider=resend|twilio|klaviyo|slack]   what was accepted
+//   GET    /_sandbox/stats                                          counters per outcome
+//   POST   /_sandbox/faults   {"provider"?, "mode": "500"|"429"|"hang"|"reset"|"hang_after_accept",
+//                             "count": N}  or  {"provider"?, "probability": 0.3, "seed": 42,
+//                             "modes": [...], "retry_after": 1}
+//   DELETE /_sandbox          forget everything: sent, idempotency keys, faults
+//
+// Credentials come from the environment (SANDBOX_RESEND_KEY, SANDBOX_TWILIO_SID,
+// SANDBOX_TWILIO_TOKEN, SANDBOX_KLAVIYO_KEY, SANDBOX_SLACK_PATH) and are checked
+// as the providers check them. Port: SANDBOX_PORT.
+
+type Provider = "resend" | "twilio" | "klaviyo" | "slack";
+type FaultMode = "500" | "429" | "hang" | "reset" | "hang_after_accept";
+
+const port = Number(Deno.env.get("SANDBOX_PORT") ?? "54340");
+const cfg = {
+  resendKey: Deno.env.get("SANDBOX_RESEND_KEY") ?? "re_sandbox_key",
+  twilioSid: Deno.env.get("SANDBOX_TWILIO_SID") ??
+    "ACsandbox0000000000000000000000000",
+  twilioToken: Deno.env.get("SANDBOX_TWILIO_TOKEN") ?? "sandbox_auth_token",
+  klaviyoKey: Deno.env.get("SANDBOX_KLAVIYO_KEY") ?? "pk_sandbox_key",
+  slackPath: Deno.env.get("SANDBOX_SLACK_PATH") ?? "T000/B000/sandbox",
+  hangMs: Number(Deno.env.get("SANDBOX_HANG_MS") ?? "15000"),
+};
+
+interface Sent {
+  provider: Provider;
+  id: string;
+  at: string;
+  body: unknown;
+  idempotency_key?: string;
+}
+let sent: Sent[] = [];
+const stats: Record<string, number> = {};
+const bump = (k: string) => (stats[k] = (stats[k] ?? 0) + 1);
+
+// Resend idempotency: key → the payload hash and the response, or "in flight".
+let resendKeys = new Map<string, { hash: string; id?: string }>();
+let klaviyoProfiles = new Map<string, string>();
+let klaviyoEvents = new Set<string>();
+
+interface Faults {
+  provider?: Provider;
+  queue: FaultMode[];
+  probability?: number;
+  modes?: FaultMode[];
+  rng?: () => number;
+  retryAfter: number;
+}
+let faults: Faults = { queue: [], retryAfter: 1 };
+
+/** mulberry32: a small seeded generator, so a failure pattern can be replayed. */
+function seeded(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function nextFault(provider: Provider): FaultMode | undefined {
+  if (faults.provider && faults.provider !== provider) return undefined;
+  if (faults.queue.length) return faults.queue.shift();
+  if (faults.probability && faults.rng && faults.modes?.length) {
+    if (faults.rng() < faults.probability) {
+      return faults.modes[Math.floor(faults.rng() * faults.modes.length)];
+    }
+  }
+  return undefined;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const json = (
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+) =>
+  new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json", ...headers },
+  });
+const text = (
+  status: number,
+  body: string,
+  headers: Record<string, string> = {},
+) =>
+  new Response(body, {
+    status,
+    headers: { "content-type": "text/plain", ...headers },
+  });
+
+/** A response whose body errors at once: the client sees the connection drop. */
+function reset(): Response {
+  return new Response(
+    new ReadableStream({
+      start(c) {
+        c.error(new Error("connection reset by sandbox"));
+      },
+    }),
+    { status: 200 },
+  );
+}
+
+/** Applies a fault that happens before the provider processes the request. */
+async function before(
+  provider: Provider,
+  mode: FaultMode | undefined,
+): Promise<Response | undefined> {
+  if (!mode || mode === "hang_after_accept") return undefined;
+  bump(`${provider}:fault:${mode}`);
+  const retryAfter = String(faults.retryAfter);
+  switch (mode) {
+    case "500":
+      return provider === "resend"
+        ? json(500, {
+          statusCode: 500,
+          name: "internal_server_error",
+          message: "sandbox fault",
+        })
+        : provider === "twilio"
+        ? json(500, {
+          code: 20500,
+          message: "Internal Server Error",
+          more_info: "https://www.twilio.com/docs/errors/20500",
+          status: 500,
+        })
+        : provider === "klaviyo"
+        ? json(500, {
+          errors: [{
+            id: crypto.randomUUID(),
+            status: 500,
+            code: "error",
+            title: "Server error",
+            detail: "sandbox fault",
+          }],
+        })
+        : text(500, "internal_error");
+    case "429":
+      return provider === "resend"
+        ? json(429, {
+          statusCode: 429,
+          name: "rate_limit_exceeded",
+          message: "Too many requests",
+        }, {
+          "retry-after": retryAfter,
+          "ratelimit-limit": "2",
+          "ratelimit-remaining": "0",
+          "ratelimit-reset": retryAfter,
+        })
+        : provider === "twilio"
+        ? json(429, {
+          code: 20429,
+          message: "Too Many Requests",
+          more_info: "https://www.twilio.com/docs/errors/20429",
+          status: 429,
+        }, { "retry-after": retryAfter })
+        : provider === "klaviyo"
+        ? json(429, {
+          errors: [{
+            id: crypto.randomUUID(),
+            status: 429,
+            code: "throttled",
+            title: "Request was throttled.",
+            detail: "sandbox",
+          }],
+        }, { "retry-after": retryAfter })
+        : text(429, "rate_limited", { "retry-after": retryAfter });
+    case "hang":
+      await sleep(cfg.hangMs);
+      return text(504, "gateway timeout");
+    case "reset":
+      return reset();
+  }
+}
+
+/** After the request was accepted: hang so the client times out without seeing the result. */
+async function after(
+  mode: FaultMode | undefined,
+  response: Response,
+): Promise<Response> {
+  if (mode !== "hang_after_accept") return response;
+  await sleep(cfg.hangMs);
+  return response;
+}
+
+async function sha256(s: string): Promise<string> {
+  const d = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(s)),
+  );
+  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function resend(req: Request): Promise<Response> {
+  const auth = req.headers.get("authorization");
+  if (!auth) {
+    return json(401, {
+      statusCode: 401,
+      name: "missing_api_key",
+      message:
+        "Missing API key in the authorization header. Include the following header in your request: Authorization: Bearer YOUR_API_KEY",
+    });
+  }
+  if (auth !== `Bearer ${cfg.resendKey}`) {
+    return json(403, {
+      statusCode: 403,
+      name: "invalid_api_key",
+      message: "API key is invalid",
+    });
+  }
+  const raw = await req.text();
+  let body: Record<string, unknown>;
+  try {
+    body = JSON.parse(raw);
+  } catch {
+    return json(400, {
+      statusCode: 400,
+      name: "validation_error",
+      message: "Invalid JSON body",
+    });
+  }
+  for (const field of ["from", "to", "subject"]) {
+    if (body[field] === undefined || body[field] === "") {
+      return json(422, {
+        statusCode: 422,
+        name: "missing_required_field",
+        message: `Missing \`${field}\` field.`,
+      });
+    }
+  }
+  const to = Array.isArray(body.to) ? body.to : [body.to];
+  if (
+    to.length > 50 ||
+    !to.every((a) => typeof a === "string" && /^[^@\s<>]+@[^@\s<>]+$/.test(a))
+  ) {
+    return json(422, {
+      statusCode: 422,
+      name: "validation_error",
+      message:
+        "Invalid `to` field. The email address needs to follow the `email@example.com` format.",
+    });
+  }
+  const fault = nextFault("resend");
+  const early = await before("resend", fault);
+  if (early) return early;
+
+  const key = req.headers.get("idempotency-key") ?? undefined;
+  if (key !== undefined) {
+    if (key.length < 1 || key.length > 256) {
+      return json(400, {
+        statusCode: 400,
+        name: "validation_error",
+        message: "Idempotency key must be between 1 and 256 characters",
+      });
+    }
+    const hash = await sha256(raw);
+    const seen = resendKeys.get(key);
+    if (seen) {
+      if (seen.hash !== hash) {
+        bump("resend:idempotency_mismatch");
+        return json(409, {
+          statusCode: 409,
+          name: "invalid_idempotent_request",
+          message:
+            "Same idempotency key used with a different request payload.",
+        });
+      }
+      if (!seen.id) {
+        bump("resend:idempotency_concurrent");
+        return json(409, {
+          statusCode: 409,
+          name: "concurrent_idempotent_requests",
+          message:
+            "Same idempotency key used while original request is still in progress.",
+        });
+      }
+      bump("resend:idempotent_replay");
+      return await after(fault, json(200, { id: seen.id }));
+    }
+    resendKeys.set(key, { hash });
+  }
+  const id = crypto.randomUUID();
+  if (key !== undefined) {
+    resendKeys.set(key, { hash: resendKeys.get(key)!.hash, id });
+  }
+  sent.push({
+    provider: "resend",
+    id,
+    at: new Date().toISOString(),
+    body,
+    idempotency_key: key,
+  });
+  bump("resend:accepted");
+  return await after(fault, json(200, { id }));
+}
+
+function twilioError(status: number, code: number, message: string) {
+  return json(status, {
+    code,
+    message,
+    more_info: `https://www.twilio.com/docs/errors/${code}`,
+    status,
+  });
+}
+
+function segments(body: string): number {
+  const gsm =
+    /^[@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !"#¤%&'()*+,\-./0-9:;<=>?¡A-ZÄÖÑÜ§¿a-zäöñüà^{}\\\[~\]|€]*$/
+      .test(body);
+  const len = gsm ? body.length : [...body].length;
+  const [single, multi] = gsm ? [160, 153] : [70, 67];
+  return len <= single ? 1 : Math.ceil(len / multi);
+}
+
+async function twilio(req: Request, sid: string, url: URL): Promise<Response> {
+  const auth = req.headers.get("authorization") ?? "";
+  const expected = `Basic ${btoa(`${cfg.twilioSid}:${cfg.twilioToken}`)}`;
+  if (auth !== expected || sid !== cfg.twilioSid) {
+    return twilioError(401, 20003, "Authentication Error - invalid username");
+  }
+  if (req.method === "GET") {
+    const to = url.searchParams.get("To");
+    const since = url.searchParams.get("DateSent>");
+    const messages = sent
+      .filter((s) => s.provider === "twilio")
+      .map((s) => s.body as Record<string, unknown>)
+      .filter((m) =>
+        (!to || m.to === to) && (!since || String(m.date_created) >= since)
+      );
+    return json(200, { messages, page: 0, page_size: 50, uri: url.pathname });
+  }
+  const form = new URLSearchParams(await req.text());
+  const to = form.get("To");
+  const from = form.get("From") ?? form.get("MessagingServiceSid");
+  const body = form.get("Body");
+  if (!to) return twilioError(400, 21604, "A 'To' phone number is required.");
+  if (!from) {
+    return twilioError(400, 21603, "A 'From' phone number is required.");
+  }
+  if (!body) return twilioError(400, 21602, "Message body is required.");
+  if (body.length > 1600) {
+    return twilioError(
+      400,
+      21617,
+      "The concatenated message body exceeds the 1600 character limit.",
+    );
+  }
+  if (!/^(whatsapp:)?\+[1-9]\d{6,14}$/.test(to)) {
+    return twilioError(
+      400,
+      21211,
+      `The 'To' number ${to} is not a valid phone number.`,
+    );
+  }
+  const fault = nextFault("twilio");
+  const early = await before("twilio", fault);
+  if (early) return early;
+  const hex = Array.from(
+    crypto.getRandomValues(new Uint8Array(16)),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
+  const message = {
+    sid: `SM${hex}`,
+    account_sid: sid,
+    to,
+    from,
+    body,
+    status: form.get("MessagingServiceSid") ? "accepted" : "queued",
+    num_segments: String(segments(body)),
+    error_code: null,
+    error_message: null,
+    date_created: new Date().toISOString(),
+  };
+  sent.push({
+    provider: "twilio",
+    id: message.sid,
+    at: message.date_created,
+    body: message,
+  });
+  bump("twilio:accepted");
+  return await after(fault, json(201, message));
+}
+
+function klaviyoError(status: number, code: string, detail: string) {
+  return json(status, {
+    errors: [{
+      id: crypto.randomUUID(),
+      status,
+      code,
+      title: code,
+      detail,
+      source: { pointer: "/data" },
+    }],
+  });
+}
+
+async function klaviyo(req: Request, path: string): Promise<Response> {
+  if (
+    req.headers.get("authorization") !== `Klaviyo-API-Key ${cfg.klaviyoKey}`
+  ) {
+    return klaviyoError(
+      401,
+      "not_authenticated",
+      "Incorrect authentication credentials.",
+    );
+  }
+  if (!req.headers.get("revision")) {
+    return klaviyoError(400, "invalid", "A revision header is required.");
+  }
+  // deno-lint-ignore no-explicit-any
+  let doc: any;
+  try {
+    doc = JSON.parse(await req.text());
+  } catch {
+    return klaviyoError(
+      400,
+      "invalid",
+      "The payload provided in the request is invalid.",
+    );
+  }
+  const fault = nextFault("klaviyo");
+  const early = await before("klaviyo", fault);
+  if (early) return early;
+  if (path === "profile-import/") {
+    const attrs = doc?.data?.attributes ?? {};
+    const key = attrs.email ?? attrs.phone_number ?? attrs.external_id;
+    if (doc?.data?.type !== "profile" || !key) {
+      return klaviyoError(400, "invalid", "An identifier is required.");
+    }
+    const existing = klaviyoProfiles.get(key);
+    const id = existing ??
+      `01${crypto.randomUUID().replaceAll("-", "").slice(0, 24).toUpperCase()}`;
+    klaviyoProfiles.set(key, id);
+    sent.push({
+      provider: "klaviyo",
+      id,
+      at: new Date().toISOString(),
+      body: doc,
+    });
+    bump(`klaviyo:profile:${existing ? "updated" : "created"}`);
+    return await after(
+      fault,
+      json(existing ? 200 : 201, {
+        data: { type: "profile", id, attributes: attrs },
+      }),
+    );
+  }
+  if (path === "events/") {
+    const attrs = doc?.data?.attributes ?? {};
+    if (doc?.data?.type !== "event" || !attrs.metric?.data?.attributes?.name) {
+      return klaviyoError(400, "invalid", "A metric name is required.");
+    }
+    const unique = attrs.unique_id as string | undefined;
+    if (!unique || !klaviyoEvents.has(unique)) {
+      if (unique) klaviyoEvents.add(unique);
+      sent.push({
+        provider: "klaviyo",
+        id: unique ?? crypto.randomUUID(),
+        at: new Date().toISOString(),
+        body: doc,
+      });
+      bump("klaviyo:event:accepted");
+    } else bump("klaviyo:event:deduplicated");
+    return await after(fault, new Response(null, { status: 202 }));
+  }
+  return klaviyoError(404, "not_found", "Not found.");
+}
+
+async function slack(req: Request, path: string): Promise<Response> {
+  if (path !== cfg.slackPath) return text(404, "channel_not_found");
+  let body: Record<string, unknown>;
+  try {
+    body = JSON.parse(await req.text());
+  } catch {
+    return text(400, "invalid_payload");
+  }
+  if (!body.text && !body.blocks) return text(400, "no_text");
+  const fault = nextFault("slack");
+  const early = await before("slack", fault);
+  if (early) return early;
+  sent.push({
+    provider: "slack",
+    id: crypto.randomUUID(),
+    at: new Date().toISOString(),
+    body,
+  });
+  bump("slack:accepted");
+  return await after(fault, text(200, "ok"));
+}
+
+async function control(req: Request, url: URL): Promise<Response> {
+  if (url.pathname === "/_sandbox" && req.method === "DELETE") {
+    sent = [];
+    resendKeys = new Map();
+    klaviyoProfiles = new Map();
+    klaviyoEvents = new Set();
+    faults = { queue: [], retryAfter: 1 };
+    for (const k of Object.keys(stats)) delete stats[k];
+    return json(200, { ok: true });
+  }
+  if (url.pathname === "/_sandbox/sent") {
+    const provider = url.searchParams.get("provider");
+    return json(200, sent.filter((s) => !provider || s.provider === provider));
+  }
+  if (url.pathname === "/_sandbox/stats") return json(200, stats);
+  if (url.pathname === "/_sandbox/faults" && req.method === "POST") {
+    const f = await req.json();
+    faults = {
+      provider: f.provider,
+      queue: Array(f.count ?? 0).fill(f.mode),
+      probability: f.probability,
+      modes: f.modes,
+      rng: f.probability ? seeded(f.seed ?? 1) : undefined,
+      retryAfter: f.retry_after ?? 1,
+    };
+    return json(200, { ok: true });
+  }
+  return json(404, { error: "no such sandbox route" });
+}
+
+Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, async (req) => {
+  const url = new URL(req.url);
+  const p = url.pathname;
+  if (p === "/health") return json(200, { ok: true });
+  if (p.startsWith("/_sandbox")) return await control(req, url);
+  if (p === "/resend/emails" && req.method === "POST") return await resend(req);
+  const tw = p.match(
+    /^\/twilio\/2010-04-01\/Accounts\/([^/]+)\/Messages\.json$/,
+  );
+  if (tw && (req.method === "POST" || req.method === "GET")) {
+    return await twilio(req, tw[1], url);
+  }
+  const kl = p.match(/^\/klaviyo\/api\/(.+)$/);
+  if (kl && req.method === "POST") return await klaviyo(req, kl[1]);
+  const sl = p.match(/^\/slack\/services\/(.+)$/);
+  if (sl && req.method === "POST") return await slack(req, sl[1]);
+  return json(404, { error: "no such provider route" });
+});
+console.error(`provider sandbox on http://127.0.0.1:${port}`);
