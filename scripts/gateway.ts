@@ -5,7 +5,12 @@
 //   /auth/v1/.well-known/jwks.json   the stack's public signing keys
 //   /health                          200 once everything is loaded
 //
+// It also stands in for pg_net's background worker: requests queued by
+// net.http_post() (see supabase/local/bootstrap.sql) are sent, and each
+// outcome is written to net._http_response.
+//
 // Env: API_PORT, REST_PORT, STACK_DIR (with keys.json and env from keys.ts).
+import postgres from "postgres";
 import { publicJwks, readEnvFile, readKeys } from "./jwt.ts";
 
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -15,7 +20,8 @@ const stackDir = Deno.env.get("STACK_DIR") ?? `${root}/.stack`;
 const restUrl = `http://127.0.0.1:${restPort}`;
 
 // Functions read their configuration from the environment, as on the platform.
-for (const [k, v] of Object.entries(readEnvFile(`${stackDir}/env`))) {
+const stackEnv = readEnvFile(`${stackDir}/env`);
+for (const [k, v] of Object.entries(stackEnv)) {
   Deno.env.set(k, v);
 }
 // Inside the platform a function reaches the REST API without leaving its
@@ -108,3 +114,64 @@ console.error(
     [...functions.keys()].join(", ")
   })`,
 );
+
+// --- pg_net stand-in -----------------------------------------------------------
+const db = postgres(stackEnv.SUPABASE_DB_URL, { max: 2, onnotice: () => {} });
+let draining = false;
+
+async function drainNetQueue() {
+  if (draining) return;
+  draining = true;
+  try {
+    for (;;) {
+      const batch = await db`delete from net.http_request_queue where id in (
+          select id from net.http_request_queue order by id limit 20 for update skip locked)
+        returning id, method, url, headers, convert_from(body, 'UTF8') as body, timeout_milliseconds`;
+      if (batch.length === 0) return;
+      await Promise.all(batch.map(async (r) => {
+        let outcome;
+        try {
+          const res = await fetch(r.url, {
+            method: r.method,
+            headers: r.headers ?? {},
+            body: r.body,
+            signal: AbortSignal.timeout(r.timeout_milliseconds),
+          });
+          outcome = {
+            status_code: res.status,
+            content_type: res.headers.get("content-type"),
+            headers: Object.fromEntries(res.headers),
+            content: await res.text(),
+            timed_out: false,
+            error_msg: null,
+          };
+        } catch (err) {
+          const timedOut = err instanceof DOMException &&
+            err.name === "TimeoutError";
+          outcome = {
+            status_code: null,
+            content_type: null,
+            headers: null,
+            content: null,
+            timed_out: timedOut,
+            error_msg: String(err),
+          };
+        }
+        await db`insert into net._http_response ${
+          db({
+            id: r.id,
+            ...outcome,
+            headers: outcome.headers ? db.json(outcome.headers) : null,
+          })
+        }`;
+      }));
+    }
+  } catch (err) {
+    console.error("pg_net stand-in:", err);
+  } finally {
+    draining = false;
+  }
+}
+
+await db.listen("net_http_request", () => drainNetQueue());
+setInterval(drainNetQueue, 1000);

@@ -7,6 +7,7 @@ const enc = new TextEncoder();
 
 export interface StackKeys {
   jwt_secret: string;
+  dispatch_secret?: string;
   es256_private: JsonWebKey;
   es256_public: JsonWebKey & { kid: string; alg: string; use: string };
 }
@@ -29,6 +30,7 @@ export async function generateKeys(): Promise<StackKeys> {
   const secret = b64url(crypto.getRandomValues(new Uint8Array(32)));
   return {
     jwt_secret: secret,
+    dispatch_secret: b64url(crypto.getRandomValues(new Uint8Array(24))),
     es256_private: priv,
     es256_public: {
       kty: pub.kty,

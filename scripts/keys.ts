@@ -1,5 +1,6 @@
 // Writes the stack's keys (once) and its env file (every start).
-// Usage: deno run scripts/keys.ts <stack dir> <api port> <db port>
+// Usage: deno run scripts/keys.ts <stack dir> <api port> <db port> <sandbox port>
+// Functions in the local stack reach the providers through the sandbox.
 import {
   b64url,
   generateKeys,
@@ -8,7 +9,7 @@ import {
   type StackKeys,
 } from "./jwt.ts";
 
-const [stackDir, apiPort, dbPort] = Deno.args;
+const [stackDir, apiPort, dbPort, sandboxPort] = Deno.args;
 const keysPath = `${stackDir}/keys.json`;
 
 let keys: StackKeys;
@@ -52,7 +53,34 @@ const env: Record<string, string> = {
   SUPABASE_DB_URL: `postgres://postgres@127.0.0.1:${dbPort}/postgres`,
   SUPABASE_JWKS: JSON.stringify(publicJwks(keys)),
   JWT_SECRET: keys.jwt_secret,
+  DISPATCH_SECRET: keys.dispatch_secret ?? keys.jwt_secret.slice(0, 24),
 };
+const sandbox = `http://127.0.0.1:${sandboxPort}`;
+Object.assign(env, {
+  SANDBOX_URL: sandbox,
+  RESEND_BASE_URL: `${sandbox}/resend`,
+  RESEND_API_KEY: "re_sandbox_key",
+  EMAIL_FROM: "orders@commerce-edge.test",
+  TWILIO_BASE_URL: `${sandbox}/twilio`,
+  TWILIO_ACCOUNT_SID: "ACsandbox0000000000000000000000000",
+  TWILIO_AUTH_TOKEN: "sandbox_auth_token",
+  TWILIO_PHONE_NUMBER: "+15550001000",
+  KLAVIYO_BASE_URL: `${sandbox}/klaviyo`,
+  KLAVIYO_API_KEY: "pk_sandbox_key",
+  SLACK_WEBHOOK_URL: `${sandbox}/slack/services/T000/B000/sandbox`,
+});
+// Tuning a stack may set (scripts/test shortens retries and leases).
+for (
+  const k of [
+    "PROVIDER_TIMEOUT_MS",
+    "OUTBOX_BATCH_SIZE",
+    "OUTBOX_LEASE_SECONDS",
+    "OUTBOX_BACKOFF_SECONDS",
+  ]
+) {
+  const v = Deno.env.get(k);
+  if (v) env[k] = v;
+}
 Deno.writeTextFileSync(
   `${stackDir}/env`,
   Object.entries(env).map(([k, v]) => `${k}='${v}'`).join("\n") + "\n",

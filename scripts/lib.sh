@@ -49,7 +49,7 @@ ensure_tools() {
     cargo install -q postrust-server --version "$POSTRUST_VERSION" --force
   fi
   [ -x "$PG_BIN/initdb" ] || apt_install postgresql-15
-  apt_install postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
+  apt_install postgresql-15-pgtap postgresql-15-cron libtap-parser-sourcehandler-pgtap-perl
   if [ ! -x "$TOOLS/deno" ] || [ ! -x "$TOOLS/wasm-opt" ] \
     || [ "$ROOT/scripts/tools/package-lock.json" -nt "$ROOT/scripts/tools/node_modules/.package-lock.json" ]; then
     log "installing Deno and binaryen (npm)"
@@ -89,8 +89,8 @@ build_functions() {
 
 # --- the local stack ----------------------------------------------------------
 # STACK_DIR holds everything a stack owns: pids, logs, keys, env, and the
-# Postgres data (or a pointer to it). API_PORT, DB_PORT and REST_PORT choose
-# the ports, so a test stack runs beside a dev stack.
+# Postgres data (or a pointer to it). API_PORT, DB_PORT, REST_PORT and
+# SANDBOX_PORT choose the ports, so a test stack runs beside a dev stack.
 
 port_in_use() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
@@ -100,7 +100,7 @@ check_ports_free() {
   local port
   for port in "$@"; do
     if port_in_use "$port"; then
-      die "port $port is already in use. Stop what is listening there, or choose other ports (API_PORT, DB_PORT, REST_PORT)."
+      die "port $port is already in use. Stop what is listening there, or choose other ports (API_PORT, DB_PORT, REST_PORT, SANDBOX_PORT)."
     fi
   done
 }
@@ -152,7 +152,9 @@ start_postgres() {
   fi
   [ "$(id -u)" -eq 0 ] && chown postgres "$STACK_DIR"
   as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$(dirname "$data")/postgres.log" -w -t 60 \
-    -o "-p $DB_PORT -k $data -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off" start >/dev/null
+    -o "-p $DB_PORT -k $data -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off \
+        -c shared_preload_libraries=pg_cron -c cron.database_name=postgres \
+        -c cron.use_background_workers=on -c max_worker_processes=40" start >/dev/null
   wait_for 30 Postgres psql_super -c 'select 1'
 }
 
@@ -173,6 +175,19 @@ apply_sql() {
   psql_super -f "$ROOT/supabase/seed.sql" >/dev/null
 }
 
+# The two Vault secrets scheduled jobs read, as a project stores them once.
+store_vault_secrets() {
+  set -a
+  # shellcheck disable=SC1091
+  source "$STACK_DIR/env"
+  set +a
+  psql_super -v url="$SUPABASE_URL" -v key="$SUPABASE_SERVICE_ROLE_KEY" >/dev/null <<'SQL'
+delete from vault.secrets where name in ('project_url', 'service_role_key');
+select vault.create_secret(:'url', 'project_url');
+select vault.create_secret(:'key', 'service_role_key');
+SQL
+}
+
 start_rest() {
   log "starting postrust (PostgREST) on 127.0.0.1:$REST_PORT"
   DATABASE_URL="postgres://authenticator@127.0.0.1:$DB_PORT/postgres" \
@@ -185,10 +200,18 @@ start_rest() {
   wait_for 30 "the REST server" curl -sf "http://127.0.0.1:$REST_PORT/"
 }
 
+start_sandbox() {
+  log "starting the provider sandbox on 127.0.0.1:$SANDBOX_PORT"
+  SANDBOX_PORT="$SANDBOX_PORT" SANDBOX_HANG_MS="${SANDBOX_HANG_MS:-15000}" \
+    deno run --quiet --allow-net --allow-env "$ROOT/scripts/sandbox.ts" >"$STACK_DIR/sandbox.log" 2>&1 &
+  echo $! >"$STACK_DIR/sandbox.pid"
+  wait_for 30 "the provider sandbox" curl -sf "http://127.0.0.1:$SANDBOX_PORT/health"
+}
+
 start_gateway() {
   log "starting the gateway on http://127.0.0.1:$API_PORT"
   API_PORT="$API_PORT" REST_PORT="$REST_PORT" STACK_DIR="$STACK_DIR" \
-    deno run --quiet --allow-net --allow-read --allow-env "$ROOT/scripts/gateway.ts" \
+    deno run --quiet --allow-net --allow-read --allow-env --config "$ROOT/deno.json" "$ROOT/scripts/gateway.ts" \
     >"$STACK_DIR/gateway.log" 2>&1 &
   echo $! >"$STACK_DIR/gateway.pid"
   wait_for 60 "the gateway" curl -sf "http://127.0.0.1:$API_PORT/health"
@@ -200,7 +223,10 @@ stack_up() {
   mkdir -p "$STACK_DIR"
   start_postgres
   apply_sql
-  deno run --quiet --allow-read --allow-write --allow-env "$ROOT/scripts/keys.ts" "$STACK_DIR" "$API_PORT" "$DB_PORT"
+  deno run --quiet --allow-read --allow-write --allow-env "$ROOT/scripts/keys.ts" \
+    "$STACK_DIR" "$API_PORT" "$DB_PORT" "$SANDBOX_PORT"
+  store_vault_secrets
+  start_sandbox
   start_rest
   start_gateway
 }
@@ -215,6 +241,7 @@ stop_pid_file() {
 
 stack_down() {
   stop_pid_file "$STACK_DIR/gateway.pid"
+  stop_pid_file "$STACK_DIR/sandbox.pid"
   stop_pid_file "$STACK_DIR/rest.pid"
   stop_postgres
 }

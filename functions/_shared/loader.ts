@@ -10,16 +10,13 @@ export interface WasmFunction {
     headersJson: string,
     body: Uint8Array,
   ): Promise<string>;
+  take_background(): Promise<unknown>[];
 }
 
-/** The environment a function reads; see shared/src/config.rs. */
-const ENV_KEYS = [
-  "SUPABASE_URL",
-  "SUPABASE_ANON_KEY",
-  "SUPABASE_JWKS",
-  "JWT_SECRET",
-  "POSTGREST_URL",
-];
+// Supabase's edge runtime keeps an isolate alive for promises given to it.
+declare const EdgeRuntime:
+  | { waitUntil(promise: Promise<unknown>): void }
+  | undefined;
 
 export const CORS_HEADERS: Record<string, string> = {
   "access-control-allow-origin": "*",
@@ -74,12 +71,8 @@ function envelope(status: number, code: string, message: string): Response {
 export function makeHandler(
   wasm: WasmFunction,
 ): (req: Request) => Promise<Response> {
-  const env: Record<string, string> = {};
-  for (const key of ENV_KEYS) {
-    const value = Deno.env.get(key);
-    if (value !== undefined) env[key] = value;
-  }
-  wasm.configure(JSON.stringify(env));
+  // The module reads what it needs; see shared/src/config.rs.
+  wasm.configure(JSON.stringify(Deno.env.toObject()));
   const cap = wasm.body_limit() + 1;
 
   return async (req: Request): Promise<Response> => {
@@ -90,6 +83,11 @@ export function makeHandler(
       const body = await readCapped(req, cap);
       const headers = JSON.stringify(Object.fromEntries(req.headers));
       const wire = JSON.parse(await wasm.handle(req.method, headers, body));
+      // Work the function started for after the response (see spawn_background).
+      const background = wasm.take_background();
+      if (background.length && typeof EdgeRuntime !== "undefined") {
+        EdgeRuntime.waitUntil(Promise.allSettled(background));
+      }
       return new Response(wire.body, {
         status: wire.status,
         headers: { ...CORS_HEADERS, ...wire.headers },

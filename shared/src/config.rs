@@ -7,30 +7,138 @@
 //! | `SUPABASE_JWKS` | JSON Web Key Set of the project's signing keys (ES256/RS256) |
 //! | `JWT_SECRET` | the legacy HS256 secret, if the project still accepts it |
 //! | `POSTGREST_URL` | optional: the REST root, when it is not `$SUPABASE_URL/rest/v1` |
+//! | `SUPABASE_SERVICE_ROLE_KEY` | the dispatcher's key for the outbox RPCs |
+//! | `DISPATCH_SECRET` | optional shared secret that may call dispatch-notifications |
+//! | `RESEND_API_KEY`, `RESEND_BASE_URL`, `EMAIL_FROM` | email |
+//! | `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`, `TWILIO_PHONE_NUMBER`, `TWILIO_BASE_URL` | SMS |
+//! | `KLAVIYO_API_KEY`, `KLAVIYO_BASE_URL`, `KLAVIYO_REVISION` | marketing events and profiles |
+//! | `SLACK_WEBHOOK_URL` | team alerts |
+//! | `PROVIDER_TIMEOUT_MS` | each provider call's timeout (10000) |
+//! | `OUTBOX_BATCH_SIZE`, `OUTBOX_LEASE_SECONDS`, `OUTBOX_BACKOFF_SECONDS` | delivery (50, 60, 30) |
+//!
+//! A provider whose key is unset is `None`: messages for it wait in the outbox
+//! (as a transient failure) until it is configured.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use crate::jwt::JwtVerifier;
 use crate::postgrest::PostgrestClient;
+use crate::providers::{klaviyo, resend, slack, twilio, RetryPolicy};
+
+#[derive(Debug, Clone)]
+pub struct Providers {
+    pub resend: Option<resend::Resend>,
+    /// The address transactional email is sent from.
+    pub email_from: Option<String>,
+    pub twilio: Option<twilio::Twilio>,
+    pub klaviyo: Option<klaviyo::Klaviyo>,
+    pub slack: Option<slack::Slack>,
+}
+
+/// How the dispatcher works through the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxSettings {
+    pub batch_size: u32,
+    pub lease_seconds: u32,
+    /// The first retry's delay; it doubles per attempt (see fail_notification).
+    pub backoff_seconds: f64,
+}
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub rest: PostgrestClient,
     pub jwt: JwtVerifier,
+    /// `$SUPABASE_URL/functions/v1`, for one function to call another.
+    pub functions_url: String,
+    pub service_role_key: Option<String>,
+    pub dispatch_secret: Option<String>,
+    pub providers: Providers,
+    pub outbox: OutboxSettings,
 }
 
 impl Config {
     pub fn from_env(env: &BTreeMap<String, String>) -> Result<Self, String> {
         let get = |k: &str| env.get(k).map(String::as_str).filter(|v| !v.is_empty());
+        let number = |k: &str, default: f64| -> Result<f64, String> {
+            match get(k) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|n| n.is_finite() && *n > 0.0)
+                    .ok_or_else(|| format!("{k} must be a positive number")),
+            }
+        };
         let url = get("SUPABASE_URL").ok_or("SUPABASE_URL is not set")?;
         let anon = get("SUPABASE_ANON_KEY").ok_or("SUPABASE_ANON_KEY is not set")?;
+        let url = url.trim_end_matches('/');
         let rest_url = match get("POSTGREST_URL") {
             Some(u) => u.to_owned(),
-            None => format!("{}/rest/v1", url.trim_end_matches('/')),
+            None => format!("{url}/rest/v1"),
+        };
+        let policy = RetryPolicy {
+            timeout: Duration::from_millis(number("PROVIDER_TIMEOUT_MS", 10_000.0)? as u64),
+            ..RetryPolicy::default()
+        };
+        let with_policy = |mut p: RetryPolicy| {
+            p.clone_from(&policy);
+            p
+        };
+        let providers = Providers {
+            resend: get("RESEND_API_KEY").map(|key| {
+                let mut c = resend::Resend::new(
+                    get("RESEND_BASE_URL").unwrap_or(resend::DEFAULT_BASE_URL),
+                    key,
+                );
+                c.policy = with_policy(c.policy);
+                c
+            }),
+            email_from: get("EMAIL_FROM").map(str::to_owned),
+            twilio: match (
+                get("TWILIO_ACCOUNT_SID"),
+                get("TWILIO_AUTH_TOKEN"),
+                get("TWILIO_PHONE_NUMBER"),
+            ) {
+                (Some(sid), Some(token), Some(from)) => {
+                    let mut c = twilio::Twilio::new(
+                        get("TWILIO_BASE_URL").unwrap_or(twilio::DEFAULT_BASE_URL),
+                        sid,
+                        token,
+                        from,
+                    );
+                    c.policy = with_policy(c.policy);
+                    Some(c)
+                }
+                _ => None,
+            },
+            klaviyo: get("KLAVIYO_API_KEY").map(|key| {
+                let mut c = klaviyo::Klaviyo::new(
+                    get("KLAVIYO_BASE_URL").unwrap_or(klaviyo::DEFAULT_BASE_URL),
+                    key,
+                    get("KLAVIYO_REVISION").unwrap_or(klaviyo::DEFAULT_REVISION),
+                );
+                c.policy = with_policy(c.policy);
+                c
+            }),
+            slack: get("SLACK_WEBHOOK_URL").map(|hook| {
+                let mut c = slack::Slack::new(hook);
+                c.policy = with_policy(c.policy);
+                c
+            }),
         };
         Ok(Self {
             rest: PostgrestClient::new(&rest_url, anon),
             jwt: JwtVerifier::new(get("SUPABASE_JWKS"), get("JWT_SECRET"))?,
+            functions_url: format!("{url}/functions/v1"),
+            service_role_key: get("SUPABASE_SERVICE_ROLE_KEY").map(str::to_owned),
+            dispatch_secret: get("DISPATCH_SECRET").map(str::to_owned),
+            providers,
+            outbox: OutboxSettings {
+                batch_size: number("OUTBOX_BATCH_SIZE", 50.0)? as u32,
+                lease_seconds: number("OUTBOX_LEASE_SECONDS", 60.0)? as u32,
+                backoff_seconds: number("OUTBOX_BACKOFF_SECONDS", 30.0)?,
+            },
         })
     }
 }
@@ -46,22 +154,20 @@ mod tests {
             .collect()
     }
 
+    const BASE: &[(&str, &str)] = &[
+        ("SUPABASE_URL", "https://ref.supabase.co/"),
+        ("SUPABASE_ANON_KEY", "anon"),
+        ("JWT_SECRET", "s"),
+    ];
+
     #[test]
     fn rest_url_defaults_to_the_project_url() {
-        let c = Config::from_env(&env(&[
-            ("SUPABASE_URL", "https://ref.supabase.co/"),
-            ("SUPABASE_ANON_KEY", "anon"),
-            ("JWT_SECRET", "s"),
-        ]))
-        .unwrap();
+        let c = Config::from_env(&env(BASE)).unwrap();
         assert_eq!(c.rest.rpc_url("f"), "https://ref.supabase.co/rest/v1/rpc/f");
-        let c = Config::from_env(&env(&[
-            ("SUPABASE_URL", "http://gw"),
-            ("SUPABASE_ANON_KEY", "anon"),
-            ("JWT_SECRET", "s"),
-            ("POSTGREST_URL", "http://127.0.0.1:3000"),
-        ]))
-        .unwrap();
+        assert_eq!(c.functions_url, "https://ref.supabase.co/functions/v1");
+        let mut e = env(BASE);
+        e.insert("POSTGREST_URL".into(), "http://127.0.0.1:3000".into());
+        let c = Config::from_env(&e).unwrap();
         assert_eq!(c.rest.rpc_url("f"), "http://127.0.0.1:3000/rpc/f");
     }
 
@@ -74,5 +180,58 @@ mod tests {
         let e = Config::from_env(&env(&[("SUPABASE_URL", "u"), ("SUPABASE_ANON_KEY", "a")]))
             .unwrap_err();
         assert!(e.contains("SUPABASE_JWKS or JWT_SECRET"), "{e}");
+        let mut bad = env(BASE);
+        bad.insert("OUTBOX_LEASE_SECONDS".into(), "soon".into());
+        assert_eq!(
+            Config::from_env(&bad).unwrap_err(),
+            "OUTBOX_LEASE_SECONDS must be a positive number"
+        );
+    }
+
+    #[test]
+    fn providers_are_configured_only_with_their_keys_and_default_to_the_real_hosts() {
+        let c = Config::from_env(&env(BASE)).unwrap();
+        assert!(c.providers.resend.is_none() && c.providers.twilio.is_none());
+        assert_eq!(
+            c.outbox,
+            OutboxSettings {
+                batch_size: 50,
+                lease_seconds: 60,
+                backoff_seconds: 30.0
+            }
+        );
+        let mut e = env(BASE);
+        for (k, v) in [
+            ("RESEND_API_KEY", "re_1"),
+            ("TWILIO_ACCOUNT_SID", "AC1"),
+            ("TWILIO_AUTH_TOKEN", "t"),
+            ("TWILIO_PHONE_NUMBER", "+15550000000"),
+            ("PROVIDER_TIMEOUT_MS", "1500"),
+        ] {
+            e.insert(k.into(), v.into());
+        }
+        let c = Config::from_env(&e).unwrap();
+        let resend = c.providers.resend.unwrap();
+        assert_eq!(resend.policy.timeout, Duration::from_millis(1500));
+        let email = crate::providers::resend::Email {
+            from: "a@b.c".into(),
+            to: vec!["d@e.f".into()],
+            subject: "s".into(),
+            html: None,
+            text: None,
+            reply_to: None,
+        };
+        assert_eq!(
+            resend.request(&email, "k").build().unwrap().url().as_str(),
+            "https://api.resend.com/emails"
+        );
+        let twilio = c.providers.twilio.unwrap();
+        assert!(twilio
+            .request("+1", "b")
+            .build()
+            .unwrap()
+            .url()
+            .as_str()
+            .starts_with("https://api.twilio.com/"));
     }
 }

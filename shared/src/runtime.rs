@@ -3,11 +3,15 @@
 //! configuration at cold start, turning the loader's arguments into a
 //! [`Request`], and every error into the envelope.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
 
 use wasm_bindgen::prelude::*;
+
+pub use js_sys::Array;
 
 use crate::config::Config;
 use crate::error::{ApiError, Result};
@@ -17,10 +21,81 @@ use crate::http::{Request, Response};
 extern "C" {
     #[wasm_bindgen(js_namespace = console, js_name = error)]
     fn console_error(s: &str);
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(callback: &js_sys::Function, millis: f64) -> JsValue;
 }
 
 thread_local! {
     static CONFIG: OnceCell<&'static Config> = const { OnceCell::new() };
+    static BACKGROUND: RefCell<Vec<js_sys::Promise>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Logs to the function's log (stderr on the platform).
+pub fn log_error(message: &str) {
+    console_error(message);
+}
+
+/// The host's clock, randomness and timers, for provider retries.
+pub struct JsClock;
+
+impl crate::providers::Clock for JsClock {
+    fn now_unix_secs(&self) -> i64 {
+        now()
+    }
+    fn jitter(&self) -> f64 {
+        js_sys::Math::random()
+    }
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()>>> {
+        let millis = duration.as_secs_f64() * 1000.0;
+        let promise = js_sys::Promise::new(&mut |resolve, _| {
+            set_timeout(&resolve, millis);
+        });
+        Box::pin(async move {
+            let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+        })
+    }
+}
+
+/// Runs `task` after the response, without delaying it. The loader hands the
+/// pending tasks to `EdgeRuntime.waitUntil` where it exists, so the platform
+/// keeps the isolate alive until they finish.
+pub fn spawn_background<F: Future<Output = ()> + 'static>(task: F) {
+    let promise = wasm_bindgen_futures::future_to_promise(async move {
+        task.await;
+        Ok(JsValue::UNDEFINED)
+    });
+    BACKGROUND.with(|b| b.borrow_mut().push(promise));
+}
+
+/// Asks dispatch-notifications to deliver the outbox now, after the response,
+/// with the dispatch secret (or else the service-role key). Without either,
+/// the every-minute schedule delivers. A failed call is only logged: the rows
+/// are safe in the outbox.
+pub fn deliver_outbox_soon(config: &'static Config) {
+    let auth = match (&config.dispatch_secret, &config.service_role_key) {
+        (Some(secret), _) => ("x-dispatch-secret", secret.clone()),
+        (None, Some(key)) => ("authorization", format!("Bearer {key}")),
+        (None, None) => return,
+    };
+    let url = format!("{}/dispatch-notifications", config.functions_url);
+    spawn_background(async move {
+        let sent = reqwest::Client::new()
+            .post(&url)
+            .header(auth.0, auth.1)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status().is_success() => {}
+            Ok(r) => log_error(&format!("dispatch-notifications answered {}", r.status())),
+            Err(e) => log_error(&format!("dispatch-notifications unreachable: {e}")),
+        }
+    });
+}
+
+/// The background tasks started since the last call (see [`spawn_background`]).
+pub fn take_background() -> js_sys::Array {
+    BACKGROUND.with(|b| b.borrow_mut().drain(..).collect())
 }
 
 /// Reads the environment once. Called by the loader at module load; a bad
@@ -87,7 +162,7 @@ where
 }
 
 /// Defines a function crate's wasm exports: `configure(env_json)`,
-/// `body_limit()` and `handle(method, headers_json, body)`.
+/// `body_limit()`, `handle(method, headers_json, body)` and `take_background()`.
 #[macro_export]
 macro_rules! export_function {
     ($handler:path) => {
@@ -104,6 +179,11 @@ macro_rules! export_function {
         #[wasm_bindgen::prelude::wasm_bindgen]
         pub async fn handle(method: String, headers_json: String, body: Vec<u8>) -> String {
             $crate::runtime::serve(method, headers_json, body, $handler).await
+        }
+
+        #[wasm_bindgen::prelude::wasm_bindgen]
+        pub fn take_background() -> $crate::runtime::Array {
+            $crate::runtime::take_background()
         }
     };
 }

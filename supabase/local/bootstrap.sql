@@ -120,3 +120,78 @@ alter default privileges in schema public grant all on sequences to anon, authen
 
 -- Supabase's default search path includes the extensions schema.
 alter database postgres set search_path = "$user", public, extensions;
+
+-- pg_net stand-in ---------------------------------------------------------------
+-- pg_net cannot be installed here. This keeps its interface: net.http_post()
+-- with pg_net's signature queues the request in net.http_request_queue, and the
+-- local gateway performs queued requests and records each outcome in
+-- net._http_response, as pg_net's background worker does.
+create schema if not exists net;
+
+create table if not exists net.http_request_queue (
+  id bigserial primary key,
+  method text not null,
+  url text not null,
+  headers jsonb not null default '{}'::jsonb,
+  body bytea,
+  timeout_milliseconds integer not null
+);
+
+create table if not exists net._http_response (
+  id bigint,
+  status_code integer,
+  content_type text,
+  headers jsonb,
+  content text,
+  timed_out boolean,
+  error_msg text,
+  created timestamptz not null default now()
+);
+
+create or replace function net.http_post(
+  url text,
+  body jsonb default '{}'::jsonb,
+  params jsonb default '{}'::jsonb,
+  headers jsonb default '{"Content-Type": "application/json"}'::jsonb,
+  timeout_milliseconds integer default 5000)
+returns bigint
+language plpgsql
+as $$
+declare
+  request_id bigint;
+  query text := (select string_agg(format('%s=%s', key, value), '&') from jsonb_each_text(params));
+begin
+  insert into net.http_request_queue (method, url, headers, body, timeout_milliseconds)
+  values ('POST', url || coalesce('?' || query, ''), headers, convert_to(body::text, 'UTF8'), timeout_milliseconds)
+  returning id into request_id;
+  perform pg_notify('net_http_request', request_id::text);
+  return request_id;
+end
+$$;
+
+-- Vault stand-in ------------------------------------------------------------------
+-- supabase_vault cannot be installed here. Same names and columns; the secrets
+-- are stored in plain text, which is acceptable only because this is local.
+create schema if not exists vault;
+revoke all on schema vault from public;
+
+create table if not exists vault.secrets (
+  id uuid primary key default gen_random_uuid(),
+  name text unique,
+  description text not null default '',
+  secret text not null,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now()
+);
+
+create or replace view vault.decrypted_secrets as
+select id, name, description, secret, secret as decrypted_secret, created_at, updated_at
+from vault.secrets;
+
+create or replace function vault.create_secret(new_secret text, new_name text default null, new_description text default '')
+returns uuid
+language sql
+as $$
+  insert into vault.secrets (secret, name, description) values (new_secret, new_name, new_description)
+  returning id
+$$;

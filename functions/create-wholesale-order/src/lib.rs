@@ -15,6 +15,10 @@
 //! ```
 //! A replay of an earlier request with the same `Idempotency-Key` returns the
 //! first response again, with `Idempotent-Replayed: true`.
+//!
+//! The confirmation email and SMS are written to the outbox in the order's
+//! transaction; after the response, dispatch-notifications is asked to deliver
+//! them (and the every-minute schedule would otherwise).
 
 use std::collections::HashMap;
 
@@ -250,7 +254,10 @@ mod wasm {
     use super::*;
 
     async fn entry(req: Request, config: &'static Config) -> Result<Response> {
-        handler(req, config, shared::runtime::now()).await
+        let response = handler(req, config, shared::runtime::now()).await?;
+        // The confirmation is in the outbox; deliver it without delaying the response.
+        shared::runtime::deliver_outbox_soon(config);
+        Ok(response)
     }
 
     shared::export_function!(entry);

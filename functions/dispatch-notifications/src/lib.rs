@@ -1,0 +1,444 @@
+//! `dispatch-notifications`: delivers the notification outbox. Not a user
+//! endpoint: it answers only the service-role key or the dispatch secret.
+//!
+//! Each call claims due rows under a lease (`claim_notifications`), renders
+//! them, sends them through the providers (the outbox row id is the provider
+//! idempotency key) and records each outcome (`complete_notification`,
+//! `fail_notification`), batch after batch until nothing is due or
+//! [`TIME_BUDGET_SECS`] have passed. It is called every minute by pg_cron and
+//! right after a function writes outbox rows.
+//!
+//! Request (`POST /functions/v1/dispatch-notifications`, `Authorization: Bearer <service role key>`
+//! or `x-dispatch-secret: <secret>`), body optional:
+//! ```json
+//! {"batch_size": 50, "lease_seconds": 60}
+//! ```
+//! Response `200`:
+//! ```json
+//! {"claimed": 12, "sent": 10, "retrying": 1, "dead": 1}
+//! ```
+
+pub mod templates;
+
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use shared::providers::twilio::utc_day;
+use shared::providers::{resend::Email, Clock, SendError};
+use shared::serde_json::{json, Value};
+use shared::{ApiError, Config, DecimalRule, Request, Response, Result, Validator};
+
+use templates::{render, sender, Message};
+
+/// A call stops claiming new batches after this long.
+pub const TIME_BUDGET_SECS: i64 = 20;
+/// Sends in flight at once within a batch.
+pub const CONCURRENCY: usize = 16;
+
+/// One claimed outbox row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    pub id: String,
+    pub lease_id: String,
+    pub channel: String,
+    pub template: String,
+    pub recipient: Option<String>,
+    pub payload: Value,
+    pub attempts: u64,
+    pub created_at: String,
+}
+
+impl Notification {
+    pub fn from_row(row: &Value) -> Option<Self> {
+        let s = |k: &str| row.get(k).and_then(Value::as_str).map(str::to_owned);
+        Some(Notification {
+            id: s("id")?,
+            lease_id: s("lease_id")?,
+            channel: s("channel")?,
+            template: s("template")?,
+            recipient: s("recipient").filter(|r| !r.trim().is_empty()),
+            payload: row.get("payload").cloned().unwrap_or(Value::Null),
+            attempts: row.get("attempts").and_then(Value::as_u64).unwrap_or(1),
+            created_at: s("created_at").unwrap_or_default(),
+        })
+    }
+}
+
+/// Optional overrides of the configured batch size and lease.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct DispatchInput {
+    pub batch_size: Option<u32>,
+    pub lease_seconds: Option<u32>,
+}
+
+pub fn validate(req: &Request) -> Result<DispatchInput> {
+    if req.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(DispatchInput::default());
+    }
+    let body = req.json_object()?;
+    let mut v = Validator::new();
+    let obj = v
+        .object("", &body, &["batch_size", "lease_seconds"])
+        .cloned()
+        .unwrap_or_default();
+    let whole = |v: &mut Validator, key: &str, max: u32| {
+        let rule = DecimalRule {
+            max_scale: 0,
+            min: 1.into(),
+            min_inclusive: true,
+            max: max.into(),
+        };
+        v.decimal(key, obj.get(key), rule)
+            .map(|d| d.mantissa() as u32)
+    };
+    let batch_size = whole(&mut v, "batch_size", 500);
+    let lease_seconds = whole(&mut v, "lease_seconds", 3600);
+    v.finish(|| DispatchInput {
+        batch_size,
+        lease_seconds,
+    })
+}
+
+fn digest(s: &str) -> [u8; 32] {
+    Sha256::digest(s.as_bytes()).into()
+}
+
+/// The dispatch secret, the service-role key itself, or a verified token whose
+/// role is service_role. Secrets are compared as SHA-256 digests, so the time
+/// taken says nothing about how much of a guess matched.
+pub fn authorize(req: &Request, config: &Config, now: i64) -> Result<()> {
+    if let (Some(sent), Some(secret)) = (req.header("x-dispatch-secret"), &config.dispatch_secret) {
+        if digest(sent) == digest(secret) {
+            return Ok(());
+        }
+    }
+    if let Some(token) = req.bearer() {
+        if let Some(key) = &config.service_role_key {
+            if digest(token) == digest(key) {
+                return Ok(());
+            }
+        }
+        if let Ok(claims) = config.jwt.verify(token, now) {
+            if claims.role.as_deref() == Some("service_role") {
+                return Ok(());
+            }
+        }
+    }
+    Err(ApiError::Unauthorized(
+        "the service-role key or the dispatch secret is required".into(),
+    ))
+}
+
+/// Sends one notification; the provider's message id on success.
+pub async fn deliver(
+    n: &Notification,
+    config: &Config,
+    clock: &dyn Clock,
+) -> std::result::Result<String, SendError> {
+    let message = render(&n.template, &n.channel, &n.payload).map_err(SendError::permanent)?;
+    match message {
+        Message::Email(m) => {
+            let to = n
+                .recipient
+                .clone()
+                .ok_or_else(|| SendError::permanent("the client has no email address"))?;
+            let resend =
+                config.providers.resend.as_ref().ok_or_else(|| {
+                    SendError::transient("email is not configured (RESEND_API_KEY)")
+                })?;
+            let from = config
+                .providers
+                .email_from
+                .as_deref()
+                .ok_or_else(|| SendError::transient("email is not configured (EMAIL_FROM)"))?;
+            let email = Email {
+                from: sender(&m.sender_name, from),
+                to: vec![to],
+                subject: m.subject,
+                html: Some(m.html),
+                text: Some(m.text),
+                reply_to: None,
+            };
+            resend.send(&email, &n.id, clock).await
+        }
+        Message::Sms(body) => {
+            let to = n
+                .recipient
+                .clone()
+                .ok_or_else(|| SendError::permanent("the client has no phone number"))?;
+            let twilio = config
+                .providers
+                .twilio
+                .as_ref()
+                .ok_or_else(|| SendError::transient("SMS is not configured (TWILIO_*)"))?;
+            // An earlier attempt may have reached Twilio before it failed.
+            let since = (n.attempts > 1).then(|| {
+                n.created_at
+                    .get(..10)
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| utc_day(clock.now_unix_secs()))
+            });
+            twilio.send_sms(&to, &body, since.as_deref(), clock).await
+        }
+    }
+}
+
+/// The arguments of `fail_notification` for a failed attempt.
+pub fn failure_args(n: &Notification, err: &SendError, backoff_seconds: f64) -> Value {
+    json!({
+        "notification_id": n.id,
+        "lease": n.lease_id,
+        "error": err.reason(),
+        "permanent": err.is_permanent(),
+        "retry_after_seconds": err.retry_after().map(|d| d.as_secs_f64()).unwrap_or(0.0),
+        "backoff_seconds": backoff_seconds,
+    })
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Summary {
+    pub claimed: u64,
+    pub sent: u64,
+    pub retrying: u64,
+    pub dead: u64,
+}
+
+/// Claims, sends and records, batch after batch.
+pub async fn run(input: DispatchInput, config: &Config, clock: &dyn Clock) -> Result<Summary> {
+    let key = config
+        .service_role_key
+        .as_deref()
+        .ok_or_else(|| ApiError::Internal("SUPABASE_SERVICE_ROLE_KEY is not set".into()))?;
+    let batch_size = input.batch_size.unwrap_or(config.outbox.batch_size);
+    let lease_seconds = input.lease_seconds.unwrap_or(config.outbox.lease_seconds);
+    let started = clock.now_unix_secs();
+    let mut summary = Summary::default();
+    loop {
+        let claimed = config
+            .rest
+            .rpc(
+                "claim_notifications",
+                &json!({"batch_size": batch_size, "lease_seconds": lease_seconds}),
+                key,
+            )
+            .await?;
+        let rows: Vec<Notification> = claimed
+            .as_array()
+            .map(|a| a.iter().filter_map(Notification::from_row).collect())
+            .unwrap_or_default();
+        summary.claimed += rows.len() as u64;
+        let reports: Vec<Option<String>> = futures::stream::iter(rows.iter())
+            .map(|n| async move {
+                let report = match deliver(n, config, clock).await {
+                    Ok(message_id) => config
+                        .rest
+                        .rpc(
+                            "complete_notification",
+                            &json!({"notification_id": n.id, "provider_message_id": message_id}),
+                            key,
+                        )
+                        .await
+                        .map(|_| "sent".to_owned()),
+                    Err(err) => config
+                        .rest
+                        .rpc(
+                            "fail_notification",
+                            &failure_args(n, &err, config.outbox.backoff_seconds),
+                            key,
+                        )
+                        .await
+                        .map(|status| status.as_str().unwrap_or("stale").to_owned()),
+                };
+                // A report that cannot be written is logged; the lease brings the row back.
+                report
+                    .map_err(|e| {
+                        log(&format!(
+                            "outbox {}: recording the outcome failed: {e:?}",
+                            n.id
+                        ))
+                    })
+                    .ok()
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        for status in reports.iter().flatten() {
+            match status.as_str() {
+                "sent" => summary.sent += 1,
+                "pending" => summary.retrying += 1,
+                "dead" => summary.dead += 1,
+                _ => {}
+            }
+        }
+        if (rows.len() as u32) < batch_size || clock.now_unix_secs() - started >= TIME_BUDGET_SECS {
+            return Ok(summary);
+        }
+    }
+}
+
+fn log(message: &str) {
+    #[cfg(target_arch = "wasm32")]
+    shared::runtime::log_error(message);
+    #[cfg(not(target_arch = "wasm32"))]
+    eprintln!("{message}");
+}
+
+pub async fn handler(req: Request, config: &'static Config, clock: &dyn Clock) -> Result<Response> {
+    req.require_method("POST")?;
+    authorize(&req, config, clock.now_unix_secs())?;
+    let input = validate(&req)?;
+    let s = run(input, config, clock).await?;
+    Ok(Response::json(
+        200,
+        &json!({"claimed": s.claimed, "sent": s.sent, "retrying": s.retrying, "dead": s.dead}),
+    ))
+}
+
+#[cfg(target_arch = "wasm32")]
+mod wasm {
+    use super::*;
+
+    async fn entry(req: Request, config: &'static Config) -> Result<Response> {
+        handler(req, config, &shared::runtime::JsClock).await
+    }
+
+    shared::export_function!(entry);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::serde_json;
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    fn config(extra: &[(&str, &str)]) -> Config {
+        let mut env: BTreeMap<String, String> = [
+            ("SUPABASE_URL", "http://gw"),
+            ("SUPABASE_ANON_KEY", "anon"),
+            ("JWT_SECRET", "secret-secret-secret-secret-secret!"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in extra {
+            env.insert(k.to_string(), v.to_string());
+        }
+        Config::from_env(&env).unwrap()
+    }
+
+    fn req(headers: &[(&str, &str)], body: &str) -> Request {
+        Request {
+            method: "POST".into(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn only_the_dispatch_secret_or_the_service_role_may_call() {
+        let c = config(&[
+            ("DISPATCH_SECRET", "d-secret"),
+            ("SUPABASE_SERVICE_ROLE_KEY", "svc-key"),
+        ]);
+        assert!(authorize(&req(&[("x-dispatch-secret", "d-secret")], ""), &c, 0).is_ok());
+        assert!(authorize(&req(&[("authorization", "Bearer svc-key")], ""), &c, 0).is_ok());
+        for bad in [
+            req(&[("x-dispatch-secret", "d-secreT")], ""),
+            req(&[("authorization", "Bearer anon")], ""),
+            req(&[], ""),
+        ] {
+            assert_eq!(authorize(&bad, &c, 0).unwrap_err().status(), 401);
+        }
+        // No secret configured: a header cannot match an absent secret.
+        let c = config(&[]);
+        assert!(authorize(&req(&[("x-dispatch-secret", "")], ""), &c, 0).is_err());
+    }
+
+    #[test]
+    fn the_body_is_optional_and_checked() {
+        assert_eq!(validate(&req(&[], "")).unwrap(), DispatchInput::default());
+        assert_eq!(
+            validate(&req(&[], r#"{"batch_size":10,"lease_seconds":5}"#)).unwrap(),
+            DispatchInput {
+                batch_size: Some(10),
+                lease_seconds: Some(5)
+            }
+        );
+        let d = validate(&req(&[], r#"{"batch_size":0,"lease_seconds":1.5,"x":1}"#))
+            .unwrap_err()
+            .details();
+        assert_eq!(d["batch_size"], "must be at least 1");
+        assert_eq!(d["lease_seconds"], "must have at most 0 decimal places");
+        assert_eq!(d["x"], "unknown field");
+    }
+
+    #[test]
+    fn claimed_rows_and_failure_reports() {
+        let row: Value = serde_json::from_str(
+            r#"{"id":"n1","lease_id":"l1","channel":"sms","template":"order_confirmation","recipient":" ",
+                "payload":{},"attempts":2,"created_at":"2026-11-26T01:02:03+00:00","status":"sending"}"#,
+        )
+        .unwrap();
+        let n = Notification::from_row(&row).unwrap();
+        assert_eq!(n.recipient, None, "a blank recipient is no recipient");
+        assert_eq!(n.attempts, 2);
+        let err = SendError::Transient {
+            reason: "429".into(),
+            retry_after: Some(Duration::from_secs(3)),
+            ambiguous: false,
+        };
+        assert_eq!(
+            failure_args(&n, &err, 30.0),
+            json!({"notification_id":"n1","lease":"l1","error":"429","permanent":false,"retry_after_seconds":3.0,"backoff_seconds":30.0})
+        );
+    }
+
+    #[test]
+    fn missing_contacts_and_providers_fail_the_right_way() {
+        struct Now;
+        impl Clock for Now {
+            fn now_unix_secs(&self) -> i64 {
+                0
+            }
+            fn jitter(&self) -> f64 {
+                0.0
+            }
+            fn sleep(
+                &self,
+                _: Duration,
+            ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+                Box::pin(async {})
+            }
+        }
+        let payload =
+            json!({"business_name":"B","order_number":"WO-1","total_amount":1,"items":[]});
+        let n = |channel: &str, recipient: Option<&str>| Notification {
+            id: "n".into(),
+            lease_id: "l".into(),
+            channel: channel.into(),
+            template: "order_confirmation".into(),
+            recipient: recipient.map(str::to_owned),
+            payload: payload.clone(),
+            attempts: 1,
+            created_at: String::new(),
+        };
+        let c = config(&[]);
+        let run = |n: Notification| futures::executor::block_on(deliver(&n, &c, &Now)).unwrap_err();
+        assert_eq!(
+            run(n("email", None)),
+            SendError::permanent("the client has no email address")
+        );
+        assert_eq!(
+            run(n("sms", None)),
+            SendError::permanent("the client has no phone number")
+        );
+        assert!(
+            !run(n("email", Some("a@b.test"))).is_permanent(),
+            "unconfigured email waits"
+        );
+        assert!(run(n("fax", Some("x"))).is_permanent());
+    }
+}

@@ -1,0 +1,245 @@
+//! Rendering outbox rows into messages. Each template reads the snapshot its
+//! RPC wrote into `payload`, so a message shows what happened at the time.
+
+use shared::serde_json::Value;
+use shared::{parse_decimal, Decimal};
+
+use shared::providers::sms::fit_one_segment;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmailMessage {
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+    /// Shown as the sender's name.
+    pub sender_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Email(EmailMessage),
+    Sms(String),
+}
+
+/// Renders a row, or says why it never can be (a permanent failure).
+pub fn render(template: &str, channel: &str, payload: &Value) -> Result<Message, String> {
+    match (template, channel) {
+        ("order_confirmation", "email") => Ok(Message::Email(order_confirmation_email(payload)?)),
+        ("order_confirmation", "sms") => Ok(Message::Sms(order_confirmation_sms(payload)?)),
+        _ => Err(format!("no template {template:?} for channel {channel:?}")),
+    }
+}
+
+fn text<'a>(payload: &'a Value, key: &str) -> Result<&'a str, String> {
+    payload
+        .get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("the payload has no {key}"))
+}
+
+fn amount(value: &Value) -> Option<Decimal> {
+    value.as_number().and_then(parse_decimal)
+}
+
+/// Money with two decimals.
+fn money(value: &Value) -> String {
+    amount(value)
+        .map(|d| format!("{:.2}", d.round_dp(2)))
+        .unwrap_or_default()
+}
+
+/// A quantity without trailing zeros.
+fn quantity(value: &Value) -> String {
+    amount(value)
+        .map(|d| d.normalize().to_string())
+        .unwrap_or_default()
+}
+
+fn humanize(term: &str) -> String {
+    match term {
+        "prepaid" => "Prepaid".into(),
+        "cod" => "Cash on delivery".into(),
+        t if t.starts_with("net_") => format!("Net {}", &t[4..]),
+        "pickup" => "Pickup".into(),
+        "delivery" => "Delivery".into(),
+        "freight" => "Freight".into(),
+        other => other.into(),
+    }
+}
+
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn order_confirmation_email(p: &Value) -> Result<EmailMessage, String> {
+    let business = text(p, "business_name")?;
+    let number = text(p, "order_number")?;
+    let client = p.get("client_name").and_then(Value::as_str).unwrap_or("");
+    let items = p
+        .get("items")
+        .and_then(Value::as_array)
+        .ok_or("the payload has no items")?;
+    let total = money(&p["total_amount"]);
+    let terms = humanize(p.get("payment_terms").and_then(Value::as_str).unwrap_or(""));
+    let delivery = humanize(
+        p.get("delivery_method")
+            .and_then(Value::as_str)
+            .unwrap_or(""),
+    );
+
+    let mut lines = String::new();
+    let mut rows = String::new();
+    for item in items {
+        let name = item.get("name").and_then(Value::as_str).unwrap_or("");
+        let sku = item.get("sku").and_then(Value::as_str).unwrap_or("");
+        let (qty, unit, line) = (
+            quantity(&item["quantity"]),
+            money(&item["unit_price"]),
+            money(&item["total_price"]),
+        );
+        lines.push_str(&format!("  {qty} x {name} [{sku}] @ {unit} = {line}\n"));
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td align=\"right\">{qty}</td><td align=\"right\">{unit}</td><td align=\"right\">{line}</td></tr>",
+            escape_html(name),
+            escape_html(sku)
+        ));
+    }
+    let greeting = if client.is_empty() {
+        "Hello,".to_owned()
+    } else {
+        format!("Hello {client},")
+    };
+    let text_body = format!(
+        "{greeting}\n\n{business} has received your order {number}.\n\n{lines}\nTotal: {total}\nPayment terms: {terms}\nDelivery: {delivery}\n\nThank you for your order.\n{business}\n"
+    );
+    let html = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif\">\
+         <p>{greeting}</p><p>{business} has received your order <strong>{number}</strong>.</p>\
+         <table cellpadding=\"4\" style=\"border-collapse:collapse\">\
+         <tr><th align=\"left\">Item</th><th align=\"left\">SKU</th><th>Qty</th><th>Unit price</th><th>Total</th></tr>\
+         {rows}<tr><td colspan=\"4\" align=\"right\"><strong>Total</strong></td><td align=\"right\"><strong>{total}</strong></td></tr>\
+         </table><p>Payment terms: {terms}<br>Delivery: {delivery}</p><p>Thank you for your order.<br>{business}</p>\
+         </body></html>",
+        greeting = escape_html(&greeting),
+        business = escape_html(business),
+        number = escape_html(number),
+        terms = escape_html(&terms),
+        delivery = escape_html(&delivery),
+    );
+    Ok(EmailMessage {
+        subject: format!("Order {number} confirmed - {business}"),
+        html,
+        text: text_body,
+        sender_name: business.to_owned(),
+    })
+}
+
+fn order_confirmation_sms(p: &Value) -> Result<String, String> {
+    let business = text(p, "business_name")?;
+    let number = text(p, "order_number")?;
+    let total = money(&p["total_amount"]);
+    Ok(fit_one_segment(&format!(
+        "Order {number} confirmed, total {total}. Thank you! - {business}"
+    )))
+}
+
+/// `"Name" <address>`, with the characters that would break the header removed.
+pub fn sender(name: &str, address: &str) -> String {
+    let clean: String = name
+        .chars()
+        .filter(|c| !matches!(c, '"' | '<' | '>' | '\r' | '\n' | '\\'))
+        .collect();
+    format!("\"{}\" <{address}>", clean.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::providers::sms::{segments, Encoding};
+    use shared::serde_json;
+
+    fn payload() -> Value {
+        serde_json::from_str(
+            r#"{"order_id":"o1","order_number":"WO-2026-000042","business_name":"Acme <Wholesale> & Co",
+                "client_name":"Corner Café","total_amount":88.74,"payment_terms":"net_30","delivery_method":"delivery",
+                "items":[{"name":"Oat Milk","sku":"OAT-1","quantity":7.00,"unit_price":12.50,"total_price":87.50},
+                         {"name":"Cups <12oz>","sku":"CUP","quantity":1.25,"unit_price":0.99,"total_price":1.24}]}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_confirmation_email_has_business_number_items_and_total() {
+        let Message::Email(m) = render("order_confirmation", "email", &payload()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            m.subject,
+            "Order WO-2026-000042 confirmed - Acme <Wholesale> & Co"
+        );
+        assert!(m.text.contains("Hello Corner Café,"));
+        assert!(m.text.contains("  7 x Oat Milk [OAT-1] @ 12.50 = 87.50\n"));
+        assert!(m
+            .text
+            .contains("  1.25 x Cups <12oz> [CUP] @ 0.99 = 1.24\n"));
+        assert!(m
+            .text
+            .contains("Total: 88.74\nPayment terms: Net 30\nDelivery: Delivery"));
+        assert!(m.html.contains("Acme &lt;Wholesale&gt; &amp; Co has received your order <strong>WO-2026-000042</strong>"));
+        assert!(
+            m.html.contains("<td>Cups &lt;12oz&gt;</td>"),
+            "item names are escaped"
+        );
+        assert!(!m.html.contains("<Wholesale>"));
+        assert!(m.html.contains("<strong>88.74</strong>"));
+    }
+
+    #[test]
+    fn the_confirmation_sms_fits_one_gsm_segment() {
+        let Message::Sms(s) = render("order_confirmation", "sms", &payload()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            s,
+            "Order WO-2026-000042 confirmed, total 88.74. Thank you! - Acme <Wholesale> & Co"
+        );
+        assert_eq!(segments(&s), (Encoding::Gsm7, 1));
+        let mut long = payload();
+        long["business_name"] = "Grand Consolidated Wholesale Provisions ".repeat(5).into();
+        let Message::Sms(s) = render("order_confirmation", "sms", &long).unwrap() else {
+            panic!()
+        };
+        assert_eq!(segments(&s).1, 1);
+        assert!(s.starts_with("Order WO-2026-000042 confirmed, total 88.74."));
+    }
+
+    #[test]
+    fn unknown_templates_and_broken_payloads_are_reported() {
+        assert!(render("nope", "email", &payload())
+            .unwrap_err()
+            .contains("no template"));
+        assert_eq!(
+            render("order_confirmation", "email", &serde_json::json!({})).unwrap_err(),
+            "the payload has no business_name"
+        );
+    }
+
+    #[test]
+    fn sender_names_cannot_break_the_header() {
+        assert_eq!(
+            sender("Acme \"<x>\"\r\n", "o@a.test"),
+            "\"Acme x\" <o@a.test>"
+        );
+    }
+}
