@@ -209,8 +209,8 @@ revoke all on function private.take_stock(uuid, jsonb) from public;
  *
  * payload: {client_id, items: [{product_id, quantity, unit_price, warehouse_id?}],
  *           payment_terms, delivery_method, notes?}
- * returns: {order_id, order_number, total_amount} (plus "replayed": true when
- *          an idempotent replay returns the first result).
+ * returns: {order_id, order_number, total_amount, notifications_queued} (plus
+ *          "replayed": true when an idempotent replay returns the first result).
  *
  * Steps: validate; find the client and check the caller belongs to its tenant;
  * take a token from the tenant's rate limit; claim the idempotency key; lock the client row; check every product and
@@ -258,6 +258,7 @@ declare
   taken jsonb;
   new_order uuid;
   new_number text;
+  queued integer;
   result jsonb;
 begin
   if caller is null then
@@ -382,13 +383,15 @@ begin
         where i.order_id = new_order)) as doc
   ) snapshot
   where ch.recipient is not null and ch.recipient <> '';
+  get diagnostics queued = row_count;
 
   insert into public.audit_log (tenant_id, actor_id, action, entity_type, entity_id, details)
   values (tenant, caller, 'wholesale_order.created', 'wholesale_order', new_order,
     jsonb_build_object('order_number', new_number, 'total_amount', order_total,
       'client_id', the_client.id, 'lines', jsonb_array_length(payload -> 'items')));
 
-  result := jsonb_build_object('order_id', new_order, 'order_number', new_number, 'total_amount', order_total);
+  result := jsonb_build_object('order_id', new_order, 'order_number', new_number, 'total_amount', order_total,
+    'notifications_queued', queued);
   if idempotency_key is not null then
     perform private.store_idempotent_response(tenant, idempotency_key, result);
   end if;

@@ -143,3 +143,44 @@ revoke all on function public.fail_notification(uuid, uuid, text, boolean, doubl
   from public, anon, authenticated;
 grant execute on function public.fail_notification(uuid, uuid, text, boolean, double precision, double precision)
   to service_role;
+
+/*
+ * public.record_notification_outcomes(outcomes, backoff_seconds): a batch's
+ * outcomes in one transaction, so a dispatcher makes one round trip per batch
+ * rather than one per message. Each outcome is either
+ *   {"id", "provider_message_id"}                                (sent), or
+ *   {"id", "lease", "error", "permanent", "retry_after_seconds"}  (failed),
+ * applied by complete_notification or fail_notification with their rules.
+ * Returns [{"id", "status"}], status null for a stale failure report.
+ */
+create or replace function public.record_notification_outcomes(outcomes jsonb, backoff_seconds double precision default 30)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  o jsonb;
+  statuses jsonb := '[]';
+  new_status text;
+begin
+  if jsonb_typeof(outcomes) is distinct from 'array' then
+    perform private.raise_error('CEV01', 'the request has invalid fields', '{"outcomes": "must be an array"}');
+  end if;
+  -- In id order, so two dispatchers' batches never lock rows in crossing order.
+  for o in select x from jsonb_array_elements(outcomes) x order by x ->> 'id' loop
+    if o ? 'provider_message_id' then
+      perform public.complete_notification((o ->> 'id')::uuid, o ->> 'provider_message_id');
+      new_status := 'sent';
+    else
+      new_status := public.fail_notification((o ->> 'id')::uuid, (o ->> 'lease')::uuid, o ->> 'error',
+        coalesce((o ->> 'permanent')::boolean, false),
+        coalesce((o ->> 'retry_after_seconds')::double precision, 0), backoff_seconds);
+    end if;
+    statuses := statuses || jsonb_build_object('id', o ->> 'id', 'status', new_status);
+  end loop;
+  return statuses;
+end
+$$;
+revoke all on function public.record_notification_outcomes(jsonb, double precision) from public, anon, authenticated;
+grant execute on function public.record_notification_outcomes(jsonb, double precision) to service_role;

@@ -226,17 +226,34 @@ pub struct Ctx<'a> {
     pub idempotency_key: Option<String>,
 }
 
-pub async fn run(input: &OrderInput, ctx: &Ctx<'_>) -> Result<Response> {
+/// A placed order's response, and whether it queued notifications to deliver.
+pub struct Placed {
+    pub response: Response,
+    pub notifications_queued: u64,
+}
+
+pub async fn run(input: &OrderInput, ctx: &Ctx<'_>) -> Result<Placed> {
     let args = rpc_args(input, ctx.idempotency_key.as_deref());
     let result = ctx
         .rest
         .rpc("create_wholesale_order", &args, &ctx.caller.token)
         .await?;
-    response_from_rpc(&result)
+    let replayed = result.get("replayed").and_then(Value::as_bool) == Some(true);
+    Ok(Placed {
+        response: response_from_rpc(&result)?,
+        // A replay queued nothing new.
+        notifications_queued: match replayed {
+            true => 0,
+            false => result
+                .get("notifications_queued")
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
+        },
+    })
 }
 
 /// The whole request: method, auth, body, validation, then [`run`].
-pub async fn handler(req: Request, config: &'static Config, now: i64) -> Result<Response> {
+pub async fn handler(req: Request, config: &'static Config, now: i64) -> Result<Placed> {
     req.require_method("POST")?;
     let caller = authenticate(&req, &config.jwt, now)?;
     let idempotency_key = req.idempotency_key()?;
@@ -254,10 +271,12 @@ mod wasm {
     use super::*;
 
     async fn entry(req: Request, config: &'static Config) -> Result<Response> {
-        let response = handler(req, config, shared::runtime::now()).await?;
+        let placed = handler(req, config, shared::runtime::now()).await?;
         // The confirmation is in the outbox; deliver it without delaying the response.
-        shared::runtime::deliver_outbox_soon(config);
-        Ok(response)
+        if placed.notifications_queued > 0 {
+            shared::runtime::deliver_outbox_soon(config);
+        }
+        Ok(placed.response)
     }
 
     shared::export_function!(entry);

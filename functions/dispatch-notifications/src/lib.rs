@@ -3,8 +3,8 @@
 //!
 //! Each call claims due rows under a lease (`claim_notifications`), renders
 //! them, sends them through the providers (the outbox row id is the provider
-//! idempotency key) and records each outcome (`complete_notification`,
-//! `fail_notification`), batch after batch until nothing is due or
+//! idempotency key) and records the batch's outcomes in one call
+//! (`record_notification_outcomes`), batch after batch until nothing is due or
 //! [`TIME_BUDGET_SECS`] have passed. It is called every minute by pg_cron and
 //! right after a function writes outbox rows.
 //!
@@ -32,7 +32,7 @@ use templates::{render, sender, Message};
 /// A call stops claiming new batches after this long.
 pub const TIME_BUDGET_SECS: i64 = 20;
 /// Sends in flight at once within a batch.
-pub const CONCURRENCY: usize = 16;
+pub const CONCURRENCY: usize = 32;
 
 /// One claimed outbox row.
 #[derive(Debug, Clone, PartialEq)]
@@ -182,15 +182,14 @@ pub async fn deliver(
     }
 }
 
-/// The arguments of `fail_notification` for a failed attempt.
-pub fn failure_args(n: &Notification, err: &SendError, backoff_seconds: f64) -> Value {
+/// A failed attempt, as `record_notification_outcomes` takes it.
+pub fn failure(n: &Notification, err: &SendError) -> Value {
     json!({
-        "notification_id": n.id,
+        "id": n.id,
         "lease": n.lease_id,
         "error": err.reason(),
         "permanent": err.is_permanent(),
         "retry_after_seconds": err.retry_after().map(|d| d.as_secs_f64()).unwrap_or(0.0),
-        "backoff_seconds": backoff_seconds,
     })
 }
 
@@ -226,47 +225,40 @@ pub async fn run(input: DispatchInput, config: &Config, clock: &dyn Clock) -> Re
             .map(|a| a.iter().filter_map(Notification::from_row).collect())
             .unwrap_or_default();
         summary.claimed += rows.len() as u64;
-        let reports: Vec<Option<String>> = futures::stream::iter(rows.iter())
+        let outcomes: Vec<Value> = futures::stream::iter(rows.iter())
             .map(|n| async move {
-                let report = match deliver(n, config, clock).await {
-                    Ok(message_id) => config
-                        .rest
-                        .rpc(
-                            "complete_notification",
-                            &json!({"notification_id": n.id, "provider_message_id": message_id}),
-                            key,
-                        )
-                        .await
-                        .map(|_| "sent".to_owned()),
-                    Err(err) => config
-                        .rest
-                        .rpc(
-                            "fail_notification",
-                            &failure_args(n, &err, config.outbox.backoff_seconds),
-                            key,
-                        )
-                        .await
-                        .map(|status| status.as_str().unwrap_or("stale").to_owned()),
-                };
-                // A report that cannot be written is logged; the lease brings the row back.
-                report
-                    .map_err(|e| {
-                        log(&format!(
-                            "outbox {}: recording the outcome failed: {e:?}",
-                            n.id
-                        ))
-                    })
-                    .ok()
+                match deliver(n, config, clock).await {
+                    Ok(message_id) => json!({"id": n.id, "provider_message_id": message_id}),
+                    Err(err) => failure(n, &err),
+                }
             })
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
-        for status in reports.iter().flatten() {
-            match status.as_str() {
-                "sent" => summary.sent += 1,
-                "pending" => summary.retrying += 1,
-                "dead" => summary.dead += 1,
-                _ => {}
+        if !outcomes.is_empty() {
+            // One round trip per batch. If it fails, the lease brings the rows back;
+            // a resend reuses the same idempotency key, so nothing is sent twice.
+            let args =
+                json!({"outcomes": outcomes, "backoff_seconds": config.outbox.backoff_seconds});
+            match config
+                .rest
+                .rpc("record_notification_outcomes", &args, key)
+                .await
+            {
+                Ok(statuses) => {
+                    for s in statuses.as_array().into_iter().flatten() {
+                        match s.get("status").and_then(Value::as_str) {
+                            Some("sent") => summary.sent += 1,
+                            Some("pending") => summary.retrying += 1,
+                            Some("dead") => summary.dead += 1,
+                            _ => {}
+                        }
+                    }
+                }
+                Err(e) => log(&format!(
+                    "recording {} outcomes failed: {e:?}",
+                    outcomes.len()
+                )),
             }
         }
         if (rows.len() as u32) < batch_size || clock.now_unix_secs() - started >= TIME_BUDGET_SECS {
@@ -391,8 +383,8 @@ mod tests {
             ambiguous: false,
         };
         assert_eq!(
-            failure_args(&n, &err, 30.0),
-            json!({"notification_id":"n1","lease":"l1","error":"429","permanent":false,"retry_after_seconds":3.0,"backoff_seconds":30.0})
+            failure(&n, &err),
+            json!({"id":"n1","lease":"l1","error":"429","permanent":false,"retry_after_seconds":3.0})
         );
     }
 

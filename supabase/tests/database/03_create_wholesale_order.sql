@@ -67,6 +67,7 @@ select public.create_wholesale_order(tests.order_payload(quantity => 7, unit_pri
 select tests.act_as_owner();
 select matches((select r ->> 'order_number' from placed), '^WO-\d{4}-000002$', 'orders are numbered per tenant and year');
 select is((select (r ->> 'total_amount')::numeric from placed), 87.50, 'the total is computed in SQL');
+select is((select (r ->> 'notifications_queued')::int from placed), 2, 'the result counts the notifications it queued');
 select is(
   array(select w.name || '=' || a.quantity from public.wholesale_order_allocations a
         join public.warehouses w on w.id = a.warehouse_id

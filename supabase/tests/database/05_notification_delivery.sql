@@ -92,5 +92,27 @@ select is((select status from public.notification_outbox where id = '6a000000-00
   'dead', 'it is dead-lettered');
 select throws_ok($$select * from public.claim_notifications(0, 30)$$, 'CEV01', null, 'batch_size is checked');
 
+-- A batch's outcomes in one call.
+insert into public.notification_outbox (id, tenant_id, channel, template, recipient)
+select ('6b000000-0000-4000-8000-00000000000' || n)::uuid, '1a000000-0000-4000-8000-000000000001',
+       'email', 'order_confirmation', 'y@client.test'
+from generate_series(1, 3) n;
+create temp table batch on commit drop as select * from public.claim_notifications(50, 30);
+select is((select count(*) from batch), 3::bigint, 'the batch is claimed');
+select is(
+  public.record_notification_outcomes(jsonb_build_array(
+    jsonb_build_object('id', '6b000000-0000-4000-8000-000000000002', 'lease', (select lease_id from batch where id = '6b000000-0000-4000-8000-000000000002'),
+      'error', '21211', 'permanent', true),
+    jsonb_build_object('id', '6b000000-0000-4000-8000-000000000001', 'provider_message_id', 'p-1'),
+    jsonb_build_object('id', '6b000000-0000-4000-8000-000000000003', 'lease', (select lease_id from batch where id = '6b000000-0000-4000-8000-000000000003'),
+      'error', '503', 'permanent', false, 'retry_after_seconds', 5)), 1),
+  '[{"id":"6b000000-0000-4000-8000-000000000001","status":"sent"},
+    {"id":"6b000000-0000-4000-8000-000000000002","status":"dead"},
+    {"id":"6b000000-0000-4000-8000-000000000003","status":"pending"}]'::jsonb,
+  'record_notification_outcomes applies each outcome with the single-row rules');
+select is(array(select status || ':' || coalesce(provider_message_id, last_error) from public.notification_outbox
+                where id::text like '6b000000%' order by id),
+  array['sent:p-1', 'dead:21211', 'pending:503'], 'and the rows say so');
+
 select * from finish();
 rollback;
