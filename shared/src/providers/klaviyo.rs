@@ -183,21 +183,24 @@ mod tests {
 
     #[test]
     fn classifies_klaviyo_replies() {
-        let reply = |status, body: &str| HttpReply {
-            status,
-            retry_after: None,
-            body: body.into(),
-        };
-        assert_eq!(classify(&reply(202, "")), Ok(Value::Null));
-        assert!(classify(&reply(201, r#"{"data":{"id":"01H"}}"#)).is_ok());
+        assert_eq!(classify(&HttpReply::new(202, "")), Ok(Value::Null));
+        assert!(classify(&HttpReply::new(201, r#"{"data":{"id":"01H"}}"#)).is_ok());
         let bad = r#"{"errors":[{"status":400,"code":"invalid","detail":"bad email"}]}"#;
         assert_eq!(
-            classify(&reply(400, bad)).unwrap_err().reason(),
+            classify(&HttpReply::new(400, bad)).unwrap_err().reason(),
             "klaviyo 400: invalid bad email"
         );
-        assert!(classify(&reply(400, bad)).unwrap_err().is_permanent());
-        assert!(!classify(&reply(401, bad)).unwrap_err().is_permanent());
-        assert!(!classify(&reply(429, bad)).unwrap_err().is_permanent());
-        assert!(!classify(&reply(503, "")).unwrap_err().is_permanent());
+        assert!(classify(&HttpReply::new(400, bad))
+            .unwrap_err()
+            .is_permanent());
+        assert!(!classify(&HttpReply::new(401, bad))
+            .unwrap_err()
+            .is_permanent());
+        assert!(!classify(&HttpReply::new(429, bad))
+            .unwrap_err()
+            .is_permanent());
+        assert!(!classify(&HttpReply::new(503, ""))
+            .unwrap_err()
+            .is_permanent());
     }
 }

@@ -121,14 +121,6 @@ pub fn classify(reply: &HttpReply) -> Result<String, SendError> {
 mod tests {
     use super::*;
 
-    fn reply(status: u16, body: &str) -> HttpReply {
-        HttpReply {
-            status,
-            retry_after: None,
-            body: body.into(),
-        }
-    }
-
     #[test]
     fn builds_the_documented_request() {
         let email = Email {
@@ -156,9 +148,12 @@ mod tests {
 
     #[test]
     fn classifies_each_documented_reply() {
-        assert_eq!(classify(&reply(200, r#"{"id":"e-1"}"#)), Ok("e-1".into()));
+        assert_eq!(
+            classify(&HttpReply::new(200, r#"{"id":"e-1"}"#)),
+            Ok("e-1".into())
+        );
         let err = |status, name| {
-            classify(&reply(
+            classify(&HttpReply::new(
                 status,
                 &format!(r#"{{"statusCode":{status},"name":"{name}","message":"m"}}"#),
             ))

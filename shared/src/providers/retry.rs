@@ -72,6 +72,17 @@ pub struct HttpReply {
     pub body: String,
 }
 
+impl HttpReply {
+    /// A reply without Retry-After.
+    pub fn new(status: u16, body: &str) -> Self {
+        HttpReply {
+            status,
+            retry_after: None,
+            body: body.to_owned(),
+        }
+    }
+}
+
 /// Time, randomness and sleeping, from the host: `Date.now`, `Math.random` and
 /// `setTimeout` in wasm; a fake in tests.
 pub trait Clock {

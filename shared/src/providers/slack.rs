@@ -79,22 +79,17 @@ mod tests {
             r.body().unwrap().as_bytes().unwrap(),
             br#"{"text":"Stock low"}"#
         );
-        let reply = |status, body: &str| HttpReply {
-            status,
-            retry_after: None,
-            body: body.into(),
-        };
-        assert_eq!(classify(&reply(200, "ok")), Ok(()));
+        assert_eq!(classify(&HttpReply::new(200, "ok")), Ok(()));
         assert_eq!(
-            classify(&reply(404, "channel_not_found"))
+            classify(&HttpReply::new(404, "channel_not_found"))
                 .unwrap_err()
                 .reason(),
             "slack 404: channel_not_found"
         );
-        assert!(classify(&reply(410, "channel_is_archived"))
+        assert!(classify(&HttpReply::new(410, "channel_is_archived"))
             .unwrap_err()
             .is_permanent());
-        assert!(!classify(&reply(429, "rate_limited"))
+        assert!(!classify(&HttpReply::new(429, "rate_limited"))
             .unwrap_err()
             .is_permanent());
     }

@@ -190,14 +190,6 @@ pub fn classify(reply: &HttpReply) -> Result<String, SendError> {
 mod tests {
     use super::*;
 
-    fn reply(status: u16, body: &str) -> HttpReply {
-        HttpReply {
-            status,
-            retry_after: None,
-            body: body.into(),
-        }
-    }
-
     #[test]
     fn builds_a_form_encoded_request_with_basic_auth() {
         let t = Twilio::new("http://sandbox/twilio", "AC1", "tok", "+15550001111");
@@ -231,11 +223,11 @@ mod tests {
     #[test]
     fn classifies_twilio_errors() {
         assert_eq!(
-            classify(&reply(201, r#"{"sid":"SM1","status":"queued"}"#)),
+            classify(&HttpReply::new(201, r#"{"sid":"SM1","status":"queued"}"#)),
             Ok("SM1".into())
         );
         let err = |status, code| {
-            classify(&reply(
+            classify(&HttpReply::new(
                 status,
                 &format!(r#"{{"code":{code},"message":"m","status":{status}}}"#),
             ))
