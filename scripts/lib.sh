@@ -92,8 +92,15 @@ build_functions() {
 # Postgres data (or a pointer to it). API_PORT, DB_PORT, REST_PORT and
 # SANDBOX_PORT choose the ports, so a test stack runs beside a dev stack.
 
+# A port is in use if anything listens on it, or if any socket is bound to it
+# locally: an outgoing connection whose ephemeral source port it is also
+# stops a server from binding it.
 port_in_use() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+  if command -v ss >/dev/null; then
+    [ -n "$(ss -Htan "( sport = :$1 )" 2>/dev/null)" ]
+  else
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+  fi
 }
 
 check_ports_free() {

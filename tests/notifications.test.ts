@@ -260,7 +260,7 @@ Deno.test("a dispatcher killed mid-batch: its rows are delivered once its lease 
   const tag = await queue(t.id, 4);
   // Every send hangs, so the dispatcher is mid-send when it is killed.
   await faults({ mode: "hang", count: 1000 });
-  const port = 55398;
+  const port = 25398;
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -272,7 +272,7 @@ Deno.test("a dispatcher killed mid-batch: its rows are delivered once its lease 
     ],
     env: {
       ...env,
-      POSTGREST_URL: `http://127.0.0.1:${Deno.env.get("REST_PORT") ?? "55330"}`,
+      POSTGREST_URL: `http://127.0.0.1:${Deno.env.get("REST_PORT") ?? "25330"}`,
     },
     stdout: "null",
     stderr: "null",
