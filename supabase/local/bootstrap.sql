@@ -111,6 +111,10 @@ create table if not exists storage.objects (
 );
 alter table storage.objects enable row level security;
 alter table storage.buckets enable row level security;
+-- As on Supabase: the API roles may use storage's tables; RLS decides which rows.
+grant all on storage.objects to anon, authenticated, service_role;
+grant select on storage.buckets to anon, authenticated;
+grant all on storage.buckets to service_role;
 
 -- Supabase's defaults: everything new in public is granted to the API roles.
 grant usage on schema public to anon, authenticated, service_role;

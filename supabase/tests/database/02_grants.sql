@@ -40,13 +40,13 @@ select function_privs_are('public', 'purge_expired_idempotency_keys', array[]::t
 select function_privs_are('public', 'purge_expired_idempotency_keys', array[]::text[], 'service_role', array['EXECUTE'],
   'service_role can purge idempotency keys');
 
--- Nothing in private is callable by the API roles except the membership helpers RLS needs.
+-- Nothing in private is callable by the API roles except the helpers RLS policies call.
 select is(
   array(select p.proname::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
         where n.nspname = 'private' and has_function_privilege('authenticated', p.oid, 'execute')
         order by 1),
-  array['current_tenant_ids', 'is_member'],
-  'authenticated can execute only the membership helpers in private');
+  array['current_tenant_ids', 'is_member', 'object_tenant'],
+  'authenticated can execute only the helpers RLS policies call');
 select is(
   array(select p.proname::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
         where n.nspname = 'private' and has_function_privilege('anon', p.oid, 'execute')),
