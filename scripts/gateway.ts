@@ -3,6 +3,7 @@
 //   /functions/v1/<name>             each built function's exported handler
 //   /rest/v1/*                       proxied to the REST server (postrust)
 //   /auth/v1/.well-known/jwks.json   the stack's public signing keys
+//   /storage/v1/object/*             the Storage API subset in storage.ts
 //   /health                          200 once everything is loaded
 //
 // It also stands in for pg_net's background worker: requests queued by
@@ -12,6 +13,7 @@
 // Env: API_PORT, REST_PORT, STACK_DIR (with keys.json and env from keys.ts).
 import postgres from "postgres";
 import { publicJwks, readEnvFile, readKeys } from "./jwt.ts";
+import { Storage } from "./storage.ts";
 
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const apiPort = Number(Deno.env.get("API_PORT") ?? "54321");
@@ -27,7 +29,11 @@ for (const [k, v] of Object.entries(stackEnv)) {
 // Inside the platform a function reaches the REST API without leaving its
 // network; locally the gateway points functions straight at the REST server.
 Deno.env.set("POSTGREST_URL", restUrl);
-const jwks = JSON.stringify(publicJwks(readKeys(stackDir)));
+const keys = readKeys(stackDir);
+const jwks = JSON.stringify(publicJwks(keys));
+
+const db = postgres(stackEnv.SUPABASE_DB_URL, { max: 8, onnotice: () => {} });
+const storage = new Storage(db, keys, `${stackDir}/storage`);
 
 type Handler = (req: Request) => Promise<Response>;
 const functions = new Map<string, Handler>();
@@ -89,6 +95,9 @@ Deno.serve(
         headers: { "content-type": "application/json" },
       });
     }
+    if (pathname.startsWith("/storage/v1/")) {
+      return await storage.handle(req, pathname.slice("/storage/v1".length));
+    }
     if (pathname.startsWith("/rest/v1/")) {
       return await proxyRest(req, pathname.slice("/rest/v1".length));
     }
@@ -116,7 +125,6 @@ console.error(
 );
 
 // --- pg_net stand-in -----------------------------------------------------------
-const db = postgres(stackEnv.SUPABASE_DB_URL, { max: 2, onnotice: () => {} });
 let draining = false;
 
 async function drainNetQueue() {

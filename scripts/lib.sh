@@ -97,7 +97,8 @@ build_functions() {
 # stops a server from binding it.
 port_in_use() {
   if command -v ss >/dev/null; then
-    [ -n "$(ss -Htan "( sport = :$1 )" 2>/dev/null)" ]
+    # TIME-WAIT leftovers never stop a server from binding; everything else may.
+    [ -n "$(ss -Htan exclude time-wait "( sport = :$1 )" 2>/dev/null)" ]
   else
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
   fi
@@ -217,8 +218,10 @@ start_sandbox() {
 
 start_gateway() {
   log "starting the gateway on http://127.0.0.1:$API_PORT"
+  mkdir -p "$STACK_DIR/storage"
   API_PORT="$API_PORT" REST_PORT="$REST_PORT" STACK_DIR="$STACK_DIR" \
-    deno run --quiet --allow-net --allow-read --allow-env --config "$ROOT/deno.json" "$ROOT/scripts/gateway.ts" \
+    deno run --quiet --allow-net --allow-read --allow-env --allow-write="$STACK_DIR/storage" \
+    --config "$ROOT/deno.json" "$ROOT/scripts/gateway.ts" \
     >"$STACK_DIR/gateway.log" 2>&1 &
   echo $! >"$STACK_DIR/gateway.pid"
   wait_for 60 "the gateway" curl -sf "http://127.0.0.1:$API_PORT/health"

@@ -25,6 +25,7 @@ use std::time::Duration;
 use crate::jwt::JwtVerifier;
 use crate::postgrest::PostgrestClient;
 use crate::providers::{klaviyo, resend, slack, twilio, RetryPolicy};
+use crate::storage::StorageClient;
 
 #[derive(Debug, Clone)]
 pub struct Providers {
@@ -49,6 +50,8 @@ pub struct OutboxSettings {
 pub struct Config {
     pub rest: PostgrestClient,
     pub jwt: JwtVerifier,
+    /// `$SUPABASE_URL/storage/v1`
+    pub storage: StorageClient,
     /// `$SUPABASE_URL/functions/v1`, for one function to call another.
     pub functions_url: String,
     pub service_role_key: Option<String>,
@@ -129,6 +132,7 @@ impl Config {
         };
         Ok(Self {
             rest: PostgrestClient::new(&rest_url, anon),
+            storage: StorageClient::new(&format!("{url}/storage/v1"), anon),
             jwt: JwtVerifier::new(get("SUPABASE_JWKS"), get("JWT_SECRET"))?,
             functions_url: format!("{url}/functions/v1"),
             service_role_key: get("SUPABASE_SERVICE_ROLE_KEY").map(str::to_owned),

@@ -5,6 +5,7 @@
 //! - field validation into typed input ([`Validator`]), with exact decimals;
 //! - JWT verification ([`JwtVerifier`]) and the caller ([`authenticate`]);
 //! - the PostgREST RPC client ([`PostgrestClient`]);
+//! - the Storage API client ([`StorageClient`]);
 //! - provider clients (Resend, Twilio, Klaviyo, Slack) with retries ([`providers`]);
 //! - on wasm32, the loader contract ([`export_function!`]).
 
@@ -15,6 +16,7 @@ mod http;
 mod jwt;
 mod postgrest;
 pub mod providers;
+mod storage;
 mod validate;
 
 #[cfg(target_arch = "wasm32")]
@@ -26,6 +28,7 @@ pub use error::{ApiError, RateLimit, Result};
 pub use http::{Request, Response, MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};
 pub use jwt::{Claims, JwtVerifier, LEEWAY_SECS};
 pub use postgrest::PostgrestClient;
+pub use storage::{error_from_storage, StorageClient};
 pub use validate::{join, parse_decimal, DecimalRule, Validator, DECIMAL_10_2_MAX};
 
 // Re-exported so function crates use the same versions.

@@ -1,0 +1,554 @@
+// The subset of the Supabase Storage API that supabase-js and our functions
+// use, for the local gateway. Metadata lives in storage.objects (so RLS
+// decides who may read or write what, exactly as on Supabase) and the bytes
+// under <stack dir>/storage/<bucket>/<path>.
+//
+//   POST|PUT /storage/v1/object/<bucket>/<path>            upload (x-upsert: true to replace)
+//   GET      /storage/v1/object[/authenticated]/<bucket>/<path>   download as the caller
+//   GET      /storage/v1/object/public/<bucket>/<path>     download from a public bucket
+//   POST     /storage/v1/object/sign/<bucket>/<path>       {"expiresIn"} → {"signedURL"}
+//   GET      /storage/v1/object/sign/<bucket>/<path>?token= download through a signed URL
+//   DELETE   /storage/v1/object/<bucket>  {"prefixes"}     delete (and /object/<bucket>/<path>)
+//
+// Bucket limits (file_size_limit, allowed_mime_types) are enforced with
+// Storage's statuses and error shape: {"statusCode", "code", "error", "message"}.
+import type postgres from "postgres";
+import { b64url, type StackKeys } from "./jwt.ts";
+
+type Sql = ReturnType<typeof postgres>;
+type Claims = Record<string, unknown> & { role?: string; exp?: number };
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function storageError(
+  status: number,
+  code: string,
+  error: string,
+  message: string,
+): Response {
+  return new Response(
+    JSON.stringify({ statusCode: String(status), code, error, message }),
+    {
+      status,
+      headers: { "content-type": "application/json" },
+    },
+  );
+}
+const notFound = () =>
+  storageError(404, "NoSuchKey", "not_found", "Object not found");
+const noBucket = () =>
+  storageError(404, "NoSuchBucket", "Bucket not found", "Bucket not found");
+
+function b64urlDecode(s: string): Uint8Array<ArrayBuffer> {
+  const b = atob(
+    s.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((s.length + 3) % 4),
+  );
+  const out = new Uint8Array(b.length);
+  for (let i = 0; i < b.length; i++) out[i] = b.charCodeAt(i);
+  return out;
+}
+
+/** Where `needle` next occurs in `hay` at or after `from`, or -1. */
+function indexOf(hay: Uint8Array, needle: Uint8Array, from: number): number {
+  for (
+    let i = hay.indexOf(needle[0], from);
+    i !== -1;
+    i = hay.indexOf(needle[0], i + 1)
+  ) {
+    if (i + needle.length > hay.length) return -1;
+    let j = 1;
+    while (j < needle.length && hay[i + j] === needle[j]) j++;
+    if (j === needle.length) return i;
+  }
+  return -1;
+}
+
+/**
+ * The file part of a multipart/form-data body: the first part with a filename.
+ * Parsed by hand because storage-js names that part "" and Deno's formData()
+ * drops parts with an empty name.
+ */
+export function multipartFile(
+  body: Uint8Array<ArrayBuffer>,
+  contentType: string,
+): { bytes: Uint8Array<ArrayBuffer>; type: string } | null {
+  const m = contentType.match(/boundary=(?:"([^"]+)"|([^;\s]+))/i);
+  if (!m) return null;
+  const delimiter = enc.encode(`--${m[1] ?? m[2]}`);
+  const blank = enc.encode("\r\n\r\n");
+  let at = indexOf(body, delimiter, 0);
+  while (at !== -1) {
+    const start = at + delimiter.length + 2; // past the line break
+    const next = indexOf(body, delimiter, start);
+    if (next === -1) return null;
+    const headersEnd = indexOf(body, blank, start);
+    if (headersEnd !== -1 && headersEnd < next) {
+      const headers = dec.decode(body.subarray(start, headersEnd));
+      if (/filename=/i.test(headers)) {
+        const type = headers.match(/content-type:\s*([^\r\n]+)/i)?.[1].trim() ??
+          "application/octet-stream";
+        return { bytes: body.slice(headersEnd + 4, next - 2), type };
+      }
+    }
+    at = next;
+  }
+  return null;
+}
+
+export class Storage {
+  #hmacKey: Promise<CryptoKey>;
+  #esKey: Promise<CryptoKey>;
+
+  constructor(private db: Sql, private keys: StackKeys, private root: string) {
+    this.#hmacKey = crypto.subtle.importKey(
+      "raw",
+      enc.encode(keys.jwt_secret),
+      { name: "HMAC", hash: "SHA-256" },
+      false,
+      ["sign", "verify"],
+    );
+    this.#esKey = crypto.subtle.importKey(
+      "jwk",
+      keys.es256_public,
+      { name: "ECDSA", namedCurve: "P-256" },
+      false,
+      ["verify"],
+    );
+  }
+
+  /** The verified claims of a token signed by this stack, or null. */
+  async verify(token: string): Promise<Claims | null> {
+    const parts = token.split(".");
+    if (parts.length !== 3) return null;
+    try {
+      const header = JSON.parse(dec.decode(b64urlDecode(parts[0])));
+      const data = enc.encode(`${parts[0]}.${parts[1]}`);
+      const sig = b64urlDecode(parts[2]);
+      const ok = header.alg === "HS256"
+        ? await crypto.subtle.verify("HMAC", await this.#hmacKey, sig, data)
+        : header.alg === "ES256"
+        ? await crypto.subtle.verify(
+          { name: "ECDSA", hash: "SHA-256" },
+          await this.#esKey,
+          sig,
+          data,
+        )
+        : false;
+      if (!ok) return null;
+      const claims = JSON.parse(dec.decode(b64urlDecode(parts[1]))) as Claims;
+      if (typeof claims.exp !== "number" || claims.exp < Date.now() / 1000) {
+        return null;
+      }
+      return claims;
+    } catch {
+      return null;
+    }
+  }
+
+  async #caller(req: Request): Promise<Claims | Response> {
+    const auth = req.headers.get("authorization")?.replace(/^Bearer\s+/i, "") ??
+      req.headers.get("apikey");
+    if (!auth) {
+      return storageError(
+        400,
+        "InvalidJWT",
+        "Invalid JWT",
+        "headers must have required property 'authorization'",
+      );
+    }
+    const claims = await this.verify(auth);
+    if (
+      !claims ||
+      !["anon", "authenticated", "service_role"].includes(String(claims.role))
+    ) {
+      return storageError(
+        400,
+        "InvalidJWT",
+        "Invalid JWT",
+        "invalid signature or expired token",
+      );
+    }
+    return claims;
+  }
+
+  /** Runs `work` in a transaction as the caller's role, with its claims, so RLS applies. */
+  #asCaller<T>(claims: Claims, work: (tx: Sql) => Promise<T>): Promise<T> {
+    return this.db.begin(async (tx) => {
+      await tx`select set_config('role', ${String(claims.role)}, true),
+                      set_config('request.jwt.claims', ${
+        JSON.stringify(claims)
+      }, true)`;
+      return await work(tx as unknown as Sql);
+    }) as Promise<T>;
+  }
+
+  #file(bucket: string, path: string): string {
+    return `${this.root}/${bucket}/${path}`;
+  }
+
+  async #bucket(id: string) {
+    const [b] = await this
+      .db`select id, public, file_size_limit, allowed_mime_types from storage.buckets where id = ${id}`;
+    return b;
+  }
+
+  async handle(req: Request, rest: string): Promise<Response> {
+    const url = new URL(req.url);
+    const m = rest.match(
+      /^\/object\/(?:(sign|public|authenticated)\/)?([^/]+)(?:\/(.+))?$/,
+    );
+    if (!m) {
+      return storageError(
+        404,
+        "InvalidRequest",
+        "not_found",
+        "Route not found",
+      );
+    }
+    const [, kind, bucket, rawPath] = m;
+    const path = rawPath ? decodeURIComponent(rawPath) : undefined;
+    if (
+      path !== undefined &&
+      (path.split("/").includes("..") || path.startsWith("/"))
+    ) {
+      return storageError(
+        400,
+        "InvalidKey",
+        "Invalid Input",
+        `Invalid key: ${path}`,
+      );
+    }
+    if (kind === "sign" && req.method === "GET" && path) {
+      return await this.#signedDownload(bucket, path, url);
+    }
+    if (kind === "public" && req.method === "GET" && path) {
+      return await this.#publicDownload(bucket, path);
+    }
+    const claims = await this.#caller(req);
+    if (claims instanceof Response) return claims;
+    if (kind === "sign" && req.method === "POST" && path) {
+      return await this.#sign(req, claims, bucket, path);
+    }
+    if (!kind && (req.method === "POST" || req.method === "PUT") && path) {
+      return await this.#upload(
+        req,
+        claims,
+        bucket,
+        path,
+        req.method === "PUT",
+      );
+    }
+    if ((!kind || kind === "authenticated") && req.method === "GET" && path) {
+      return await this.#download(claims, bucket, path);
+    }
+    if (!kind && req.method === "DELETE") {
+      const paths = path
+        ? [path]
+        : ((await req.json().catch(() => ({}))).prefixes ?? []);
+      return await this.#remove(claims, bucket, paths);
+    }
+    return storageError(
+      405,
+      "InvalidRequest",
+      "method_not_allowed",
+      `${req.method} is not supported here`,
+    );
+  }
+
+  async #upload(
+    req: Request,
+    claims: Claims,
+    bucket: string,
+    path: string,
+    replace: boolean,
+  ): Promise<Response> {
+    const b = await this.#bucket(bucket);
+    if (!b) return noBucket();
+    let bytes: Uint8Array;
+    let type = req.headers.get("content-type") ?? "application/octet-stream";
+    if (type.startsWith("multipart/form-data")) {
+      const file = multipartFile(new Uint8Array(await req.arrayBuffer()), type);
+      if (!file) {
+        return storageError(
+          400,
+          "InvalidRequest",
+          "Invalid Input",
+          "No content provided",
+        );
+      }
+      bytes = file.bytes;
+      type = file.type;
+    } else {
+      bytes = new Uint8Array(await req.arrayBuffer());
+    }
+    type = type.split(";")[0].trim().toLowerCase();
+    if (
+      b.file_size_limit !== null && bytes.length > Number(b.file_size_limit)
+    ) {
+      return storageError(
+        413,
+        "EntityTooLarge",
+        "Payload too large",
+        "The object exceeded the maximum allowed size",
+      );
+    }
+    const allowed: string[] | null = b.allowed_mime_types;
+    if (
+      allowed && allowed.length &&
+      !allowed.some((a) =>
+        a === type || (a.endsWith("/*") && type.startsWith(a.slice(0, -1)))
+      )
+    ) {
+      return storageError(
+        415,
+        "InvalidMimeType",
+        "invalid_mime_type",
+        `mime type ${type} is not supported`,
+      );
+    }
+    const upsert = replace || req.headers.get("x-upsert") === "true";
+    const metadata = {
+      size: bytes.length,
+      mimetype: type,
+      cacheControl: `max-age=${
+        req.headers.get("cache-control")?.match(/\d+/)?.[0] ?? "3600"
+      }`,
+      lastModified: new Date().toISOString(),
+    };
+    try {
+      const id = await this.#asCaller(claims, async (tx) => {
+        const owner = claims.role === "authenticated"
+          ? String(claims.sub)
+          : null;
+        const rows = upsert
+          ? await tx`insert into storage.objects (bucket_id, name, owner, metadata)
+              values (${bucket}, ${path}, ${owner}, ${tx.json(metadata)})
+              on conflict (bucket_id, name) do update set metadata = excluded.metadata, owner = excluded.owner,
+                updated_at = now()
+              returning id::text`
+          : await tx`insert into storage.objects (bucket_id, name, owner, metadata)
+              values (${bucket}, ${path}, ${owner}, ${
+            tx.json(metadata)
+          }) returning id::text`;
+        const file = this.#file(bucket, path);
+        await Deno.mkdir(file.slice(0, file.lastIndexOf("/")), {
+          recursive: true,
+        });
+        await Deno.writeFile(file, bytes);
+        return rows[0].id as string;
+      });
+      return new Response(
+        JSON.stringify({ Key: `${bucket}/${path}`, Id: id }),
+        {
+          headers: { "content-type": "application/json" },
+        },
+      );
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === "23505") {
+        return storageError(
+          409,
+          "KeyAlreadyExists",
+          "Duplicate",
+          "The resource already exists",
+        );
+      }
+      if (code === "42501") {
+        return storageError(
+          403,
+          "AccessDenied",
+          "Unauthorized",
+          "new row violates row-level security policy",
+        );
+      }
+      throw err;
+    }
+  }
+
+  async #serve(
+    bucket: string,
+    path: string,
+    mimetype: string,
+  ): Promise<Response> {
+    try {
+      const bytes = await Deno.readFile(this.#file(bucket, path));
+      return new Response(bytes, {
+        headers: {
+          "content-type": mimetype,
+          "content-length": String(bytes.length),
+        },
+      });
+    } catch {
+      return notFound();
+    }
+  }
+
+  async #visible(claims: Claims, bucket: string, path: string) {
+    const rows = await this.#asCaller(
+      claims,
+      (tx) =>
+        tx`select metadata from storage.objects where bucket_id = ${bucket} and name = ${path}`,
+    );
+    return rows[0];
+  }
+
+  async #download(
+    claims: Claims,
+    bucket: string,
+    path: string,
+  ): Promise<Response> {
+    const row = await this.#visible(claims, bucket, path);
+    if (!row) return notFound();
+    return await this.#serve(
+      bucket,
+      path,
+      row.metadata?.mimetype ?? "application/octet-stream",
+    );
+  }
+
+  async #publicDownload(bucket: string, path: string): Promise<Response> {
+    const b = await this.#bucket(bucket);
+    if (!b || !b.public) return noBucket();
+    const [row] = await this
+      .db`select metadata from storage.objects where bucket_id = ${bucket} and name = ${path}`;
+    if (!row) return notFound();
+    return await this.#serve(
+      bucket,
+      path,
+      row.metadata?.mimetype ?? "application/octet-stream",
+    );
+  }
+
+  async #sign(
+    req: Request,
+    claims: Claims,
+    bucket: string,
+    path: string,
+  ): Promise<Response> {
+    const body = await req.json().catch(() => ({}));
+    const expiresIn = Number(body.expiresIn);
+    if (!Number.isInteger(expiresIn) || expiresIn < 1) {
+      return storageError(
+        400,
+        "InvalidParameter",
+        "Invalid Input",
+        "expiresIn must be a positive whole number of seconds",
+      );
+    }
+    if (!(await this.#visible(claims, bucket, path))) return notFound();
+    const now = Math.floor(Date.now() / 1000);
+    const input = `${b64url(JSON.stringify({ alg: "HS256", typ: "JWT" }))}.${
+      b64url(
+        JSON.stringify({
+          url: `${bucket}/${path}`,
+          iat: now,
+          exp: now + expiresIn,
+        }),
+      )
+    }`;
+    const sig = new Uint8Array(
+      await crypto.subtle.sign("HMAC", await this.#hmacKey, enc.encode(input)),
+    );
+    const token = `${input}.${b64url(sig)}`;
+    const encoded = path.split("/").map(encodeURIComponent).join("/");
+    return new Response(
+      JSON.stringify({
+        signedURL: `/object/sign/${bucket}/${encoded}?token=${token}`,
+      }),
+      {
+        headers: { "content-type": "application/json" },
+      },
+    );
+  }
+
+  async #signedDownload(
+    bucket: string,
+    path: string,
+    url: URL,
+  ): Promise<Response> {
+    const token = url.searchParams.get("token");
+    if (!token) {
+      return storageError(
+        400,
+        "InvalidSignature",
+        "Invalid Input",
+        "querystring must have required property 'token'",
+      );
+    }
+    const parts = token.split(".");
+    const claims = parts.length === 3 ? await this.verify(token) : null;
+    if (!claims) {
+      // Tell an expired signature from a forged one, as Storage does.
+      try {
+        const body = JSON.parse(dec.decode(b64urlDecode(parts[1] ?? "")));
+        const genuine = await crypto.subtle.verify(
+          "HMAC",
+          await this.#hmacKey,
+          b64urlDecode(parts[2] ?? ""),
+          enc.encode(`${parts[0]}.${parts[1]}`),
+        );
+        if (
+          genuine && typeof body.exp === "number" &&
+          body.exp < Date.now() / 1000
+        ) {
+          return storageError(
+            400,
+            "ExpiredToken",
+            "InvalidJWT",
+            "The provided token has expired.",
+          );
+        }
+      } catch { /* fall through */ }
+      return storageError(
+        400,
+        "InvalidSignature",
+        "InvalidJWT",
+        "Invalid signature",
+      );
+    }
+    if (claims.url !== `${bucket}/${path}`) {
+      return storageError(
+        400,
+        "InvalidSignature",
+        "InvalidSignature",
+        "Invalid signature",
+      );
+    }
+    const [row] = await this
+      .db`select metadata from storage.objects where bucket_id = ${bucket} and name = ${path}`;
+    if (!row) return notFound();
+    return await this.#serve(
+      bucket,
+      path,
+      row.metadata?.mimetype ?? "application/octet-stream",
+    );
+  }
+
+  async #remove(
+    claims: Claims,
+    bucket: string,
+    paths: string[],
+  ): Promise<Response> {
+    if (!Array.isArray(paths) || paths.some((p) => typeof p !== "string")) {
+      return storageError(
+        400,
+        "InvalidRequest",
+        "Invalid Input",
+        "body must have required property 'prefixes'",
+      );
+    }
+    const removed = await this.#asCaller(
+      claims,
+      (tx) =>
+        tx`delete from storage.objects where bucket_id = ${bucket} and name = any(${paths})
+         returning id::text as id, name, bucket_id, metadata, created_at, updated_at`,
+    );
+    for (const r of removed) {
+      await Deno.remove(this.#file(bucket, r.name)).catch(() => {});
+    }
+    return new Response(JSON.stringify(removed), {
+      headers: { "content-type": "application/json" },
+    });
+  }
+}
