@@ -366,22 +366,31 @@ export class Storage {
     }
   }
 
+  /** The stored bytes of an object whose row the caller could see, or 404. */
   async #serve(
     bucket: string,
     path: string,
-    mimetype: string,
+    row: { metadata?: { mimetype?: string } } | undefined,
   ): Promise<Response> {
+    if (!row) return notFound();
     try {
       const bytes = await Deno.readFile(this.#file(bucket, path));
       return new Response(bytes, {
         headers: {
-          "content-type": mimetype,
+          "content-type": row.metadata?.mimetype ?? "application/octet-stream",
           "content-length": String(bytes.length),
         },
       });
     } catch {
       return notFound();
     }
+  }
+
+  /** An object's row, read as the owner (for public and signed downloads). */
+  async #stored(bucket: string, path: string) {
+    const [row] = await this
+      .db`select metadata from storage.objects where bucket_id = ${bucket} and name = ${path}`;
+    return row;
   }
 
   async #visible(claims: Claims, bucket: string, path: string) {
@@ -398,26 +407,17 @@ export class Storage {
     bucket: string,
     path: string,
   ): Promise<Response> {
-    const row = await this.#visible(claims, bucket, path);
-    if (!row) return notFound();
     return await this.#serve(
       bucket,
       path,
-      row.metadata?.mimetype ?? "application/octet-stream",
+      await this.#visible(claims, bucket, path),
     );
   }
 
   async #publicDownload(bucket: string, path: string): Promise<Response> {
     const b = await this.#bucket(bucket);
     if (!b || !b.public) return noBucket();
-    const [row] = await this
-      .db`select metadata from storage.objects where bucket_id = ${bucket} and name = ${path}`;
-    if (!row) return notFound();
-    return await this.#serve(
-      bucket,
-      path,
-      row.metadata?.mimetype ?? "application/octet-stream",
-    );
+    return await this.#serve(bucket, path, await this.#stored(bucket, path));
   }
 
   async #sign(
@@ -515,14 +515,7 @@ export class Storage {
         "Invalid signature",
       );
     }
-    const [row] = await this
-      .db`select metadata from storage.objects where bucket_id = ${bucket} and name = ${path}`;
-    if (!row) return notFound();
-    return await this.#serve(
-      bucket,
-      path,
-      row.metadata?.mimetype ?? "application/octet-stream",
-    );
+    return await this.#serve(bucket, path, await this.#stored(bucket, path));
   }
 
   async #remove(
