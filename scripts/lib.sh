@@ -48,6 +48,7 @@ ensure_tools() {
     # not --locked: its lock file pins a webpki-roots version the registry lacks
     cargo install -q postrust-server --version "$POSTRUST_VERSION" --force
   fi
+  command -v curl >/dev/null || apt_install curl
   [ -x "$PG_BIN/initdb" ] || apt_install postgresql-15
   apt_install postgresql-15-pgtap postgresql-15-cron libtap-parser-sourcehandler-pgtap-perl
   if [ ! -x "$TOOLS/deno" ] || [ ! -x "$TOOLS/wasm-opt" ] \
