@@ -34,6 +34,14 @@ impl StorageClient {
         }
     }
 
+    /// A POST to `route` under the Storage root, as the holder of `token`.
+    fn post(&self, route: &str, token: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}/{route}", self.base_url))
+            .header("apikey", &self.apikey)
+            .bearer_auth(token)
+    }
+
     pub fn upload_request(
         &self,
         bucket: &str,
@@ -43,14 +51,7 @@ impl StorageClient {
         upsert: bool,
         token: &str,
     ) -> reqwest::RequestBuilder {
-        self.http
-            .post(format!(
-                "{}/object/{}",
-                self.base_url,
-                object_path(bucket, path)
-            ))
-            .header("apikey", &self.apikey)
-            .bearer_auth(token)
+        self.post(&format!("object/{}", object_path(bucket, path)), token)
             .header("content-type", content_type)
             .header("x-upsert", if upsert { "true" } else { "false" })
             .body(bytes)
@@ -63,14 +64,7 @@ impl StorageClient {
         expires_in: u32,
         token: &str,
     ) -> reqwest::RequestBuilder {
-        self.http
-            .post(format!(
-                "{}/object/sign/{}",
-                self.base_url,
-                object_path(bucket, path)
-            ))
-            .header("apikey", &self.apikey)
-            .bearer_auth(token)
+        self.post(&format!("object/sign/{}", object_path(bucket, path)), token)
             .header("content-type", "application/json")
             .body(json!({ "expiresIn": expires_in }).to_string())
     }
