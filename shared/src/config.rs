@@ -84,17 +84,13 @@ impl Config {
             timeout: Duration::from_millis(number("PROVIDER_TIMEOUT_MS", 10_000.0)? as u64),
             ..RetryPolicy::default()
         };
-        let with_policy = |mut p: RetryPolicy| {
-            p.clone_from(&policy);
-            p
-        };
         let providers = Providers {
             resend: get("RESEND_API_KEY").map(|key| {
                 let mut c = resend::Resend::new(
                     get("RESEND_BASE_URL").unwrap_or(resend::DEFAULT_BASE_URL),
                     key,
                 );
-                c.policy = with_policy(c.policy);
+                c.policy = policy.clone();
                 c
             }),
             email_from: get("EMAIL_FROM").map(str::to_owned),
@@ -110,7 +106,7 @@ impl Config {
                         token,
                         from,
                     );
-                    c.policy = with_policy(c.policy);
+                    c.policy = policy.clone();
                     Some(c)
                 }
                 _ => None,
@@ -121,12 +117,12 @@ impl Config {
                     key,
                     get("KLAVIYO_REVISION").unwrap_or(klaviyo::DEFAULT_REVISION),
                 );
-                c.policy = with_policy(c.policy);
+                c.policy = policy.clone();
                 c
             }),
             slack: get("SLACK_WEBHOOK_URL").map(|hook| {
                 let mut c = slack::Slack::new(hook);
-                c.policy = with_policy(c.policy);
+                c.policy = policy.clone();
                 c
             }),
         };
