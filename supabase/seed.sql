@@ -5,6 +5,7 @@
 --   tenant          user                product ids              client ids
 --   Acme Wholesale  alice@acme.test     a4000000-…-00000000000{1,2,3}  a5000000-…-00000000000{1,2}
 --   Globex Supply   bob@globex.test     b4000000-…-00000000000{1,2}    b5000000-…-000000000001
+--   suppliers: a6000000-…-00000000000{1,2} (Acme), b6000000-…-000000000001 (Globex)
 --
 -- Sign in as a seeded user with: scripts/token alice@acme.test
 
@@ -50,4 +51,11 @@ insert into public.wholesale_clients (id, tenant_id, name, email, phone, address
   ('a5000000-0000-4000-8000-000000000001', 'a1000000-0000-4000-8000-000000000001', 'Corner Café', 'orders@cornercafe.test', '+15555550101', '12 High Street', 5000, 0, 'net_30'),
   ('a5000000-0000-4000-8000-000000000002', 'a1000000-0000-4000-8000-000000000001', 'Market Stall 7', 'stall7@market.test', null, 'Stall 7, Old Market', null, 0, 'prepaid'),
   ('b5000000-0000-4000-8000-000000000001', 'b1000000-0000-4000-8000-000000000001', 'Builders Co', 'buy@builders.test', '+15555550199', '3 Site Road', 20000, 0, 'net_30')
+on conflict (id) do nothing;
+
+-- Suppliers: Acme buys from two (one has no email address), Globex from one.
+insert into public.suppliers (id, tenant_id, name, email, phone, address, payment_terms, contact_person) values
+  ('a6000000-0000-4000-8000-000000000001', 'a1000000-0000-4000-8000-000000000001', 'Bean Brothers Roasters', 'sales@beanbros.test', '+15555550111', '4 Roastery Row, Portside', 'net_30', 'Dana Bean'),
+  ('a6000000-0000-4000-8000-000000000002', 'a1000000-0000-4000-8000-000000000001', 'Cupworks', null, '+15555550112', '88 Mill Street', 'prepaid', null),
+  ('b6000000-0000-4000-8000-000000000001', 'b1000000-0000-4000-8000-000000000001', 'Forge Fasteners', 'orders@forge.test', null, '2 Anvil Way', 'net_15', 'Sam Forge')
 on conflict (id) do nothing;

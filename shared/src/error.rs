@@ -36,6 +36,15 @@ pub enum ApiError {
     RateLimited(RateLimit),
     /// A dependency (the database, the REST server) is unreachable or timed out. Retry is safe.
     Unavailable(String),
+    /// The work is recorded, but a later step with an outside service (Storage,
+    /// Stripe) failed. `details` names what was recorded; repeating the request
+    /// with the same Idempotency-Key finishes it. `cause` is logged, not sent.
+    Unfinished {
+        code: String,
+        message: String,
+        details: Value,
+        cause: String,
+    },
     /// A bug or an unexpected answer. The cause is logged, never sent.
     Internal(String),
 }
@@ -88,6 +97,7 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => 422,
             ApiError::RateLimited(_) => 429,
             ApiError::Unavailable(_) => 503,
+            ApiError::Unfinished { .. } => 502,
             ApiError::Internal(_) => 500,
         }
     }
@@ -100,7 +110,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "FORBIDDEN",
             ApiError::NotFound { .. } => "NOT_FOUND",
             ApiError::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
-            ApiError::Conflict { code, .. } => code,
+            ApiError::Conflict { code, .. } | ApiError::Unfinished { code, .. } => code,
             ApiError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             ApiError::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             ApiError::RateLimited(_) => "RATE_LIMITED",
@@ -116,7 +126,8 @@ impl ApiError {
             | ApiError::Unauthorized(m)
             | ApiError::Forbidden(m)
             | ApiError::NotFound { message: m, .. }
-            | ApiError::Conflict { message: m, .. } => m.clone(),
+            | ApiError::Conflict { message: m, .. }
+            | ApiError::Unfinished { message: m, .. } => m.clone(),
             ApiError::Validation(_) => "the request has invalid fields".into(),
             ApiError::MethodNotAllowed { allowed } => format!("only {allowed} is allowed"),
             ApiError::PayloadTooLarge { limit } => {
@@ -137,9 +148,9 @@ impl ApiError {
     pub fn details(&self) -> Value {
         match self {
             ApiError::Validation(fields) => Value::Object(fields.clone()),
-            ApiError::NotFound { details, .. } | ApiError::Conflict { details, .. } => {
-                details.clone()
-            }
+            ApiError::NotFound { details, .. }
+            | ApiError::Conflict { details, .. }
+            | ApiError::Unfinished { details, .. } => details.clone(),
             ApiError::PayloadTooLarge { limit } => json!({ "limit_bytes": limit }),
             ApiError::RateLimited(r) => json!({
                 "function": r.function, "limit": r.limit,
@@ -152,7 +163,9 @@ impl ApiError {
     /// The cause to log, for the errors whose cause is not sent to the client.
     pub fn log_cause(&self) -> Option<&str> {
         match self {
-            ApiError::Unavailable(c) | ApiError::Internal(c) => Some(c),
+            ApiError::Unavailable(c)
+            | ApiError::Internal(c)
+            | ApiError::Unfinished { cause: c, .. } => Some(c),
             _ => None,
         }
     }

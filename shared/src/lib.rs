@@ -29,7 +29,9 @@ pub use http::{Request, Response, MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};
 pub use jwt::{Claims, JwtVerifier, LEEWAY_SECS};
 pub use postgrest::PostgrestClient;
 pub use storage::{error_from_storage, StorageClient};
-pub use validate::{join, parse_decimal, DecimalRule, Validator, DECIMAL_10_2_MAX};
+pub use validate::{
+    is_date, join, parse_decimal, utc_day, DecimalRule, Validator, DECIMAL_10_2_MAX,
+};
 
 // Re-exported so function crates use the same versions.
 pub use rust_decimal::Decimal;

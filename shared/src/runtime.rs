@@ -116,6 +116,17 @@ fn config() -> Result<&'static Config> {
         .ok_or_else(|| ApiError::Internal("configure() was not called".into()))
 }
 
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = performance, js_name = now)]
+    fn performance_now() -> f64;
+}
+
+/// Milliseconds from a monotonic clock (`performance.now()`), for timings.
+pub fn monotonic_ms() -> f64 {
+    performance_now()
+}
+
 /// Seconds since the epoch, from the host clock.
 pub fn now() -> i64 {
     (js_sys::Date::now() / 1000.0) as i64

@@ -210,6 +210,25 @@ impl Validator {
         found
     }
 
+    /// A calendar date written `YYYY-MM-DD`, not before `not_before` (same form).
+    pub fn date(
+        &mut self,
+        path: &str,
+        value: Option<&Value>,
+        not_before: Option<&str>,
+    ) -> Option<String> {
+        let value = value?;
+        let Some(s) = value.as_str().filter(|s| is_date(s)) else {
+            self.error(path, "must be a date, YYYY-MM-DD");
+            return None;
+        };
+        if not_before.is_some_and(|earliest| s < earliest) {
+            self.error(path, "must not be in the past");
+            return None;
+        }
+        Some(s.to_owned())
+    }
+
     /// An array with `min..=max` entries.
     pub fn array<'v>(
         &mut self,
@@ -229,6 +248,45 @@ impl Validator {
         }
         Some(items)
     }
+}
+
+/// The UTC calendar day of a Unix time, as YYYY-MM-DD (Hinnant's civil_from_days).
+pub fn utc_day(unix_secs: i64) -> String {
+    let z = unix_secs.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Whether `s` is a real calendar date written `YYYY-MM-DD`.
+pub fn is_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        s.get(r)?.bytes().try_fold(0u32, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let (Some(y), Some(m), Some(d)) = (num(0..4), num(5..7), num(8..10)) else {
+        return false;
+    };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    y >= 1 && (1..=days).contains(&d)
 }
 
 /// `items` + `quantity` → `items.quantity`; the body itself has the empty path.
@@ -345,5 +403,44 @@ mod tests {
         assert_eq!(d["empty"], "must have 1 to 500 entries");
         assert_eq!(d["notarr"], "must be an array");
         assert_eq!(d.as_object().unwrap().len(), 5);
+    }
+
+    #[test]
+    fn utc_days() {
+        assert_eq!(utc_day(0), "1970-01-01");
+        assert_eq!(utc_day(1_795_658_169), "2026-11-26");
+        assert_eq!(utc_day(951_782_400), "2000-02-29");
+        assert_eq!(utc_day(-1), "1969-12-31");
+    }
+
+    #[test]
+    fn dates_are_real_calendar_days_not_in_the_past() {
+        for ok in ["2026-11-26", "2028-02-29", "2000-02-29"] {
+            assert!(is_date(ok), "{ok}");
+        }
+        for bad in [
+            "2026-02-29",
+            "1900-02-29",
+            "2026-13-01",
+            "2026-00-10",
+            "2026-1-01",
+            "26-11-26",
+            "2026-11-31",
+            "２０２６-11-26",
+        ] {
+            assert!(!is_date(bad), "{bad}");
+        }
+        let mut v = Validator::new();
+        let today = Some("2026-11-26");
+        assert_eq!(
+            v.date("d", Some(&Value::from("2026-11-26")), today)
+                .as_deref(),
+            Some("2026-11-26")
+        );
+        assert_eq!(v.date("a", Some(&Value::from("2026-11-25")), today), None);
+        assert_eq!(v.date("b", Some(&Value::from(20261126)), today), None);
+        let e = v.finish(|| ()).unwrap_err().details();
+        assert_eq!(e["a"], "must not be in the past");
+        assert_eq!(e["b"], "must be a date, YYYY-MM-DD");
     }
 }

@@ -22,9 +22,9 @@ pub mod templates;
 
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
-use shared::providers::twilio::utc_day;
 use shared::providers::{resend::Email, Clock, SendError};
 use shared::serde_json::{json, Value};
+use shared::utc_day;
 use shared::{ApiError, Config, DecimalRule, Request, Response, Result, Validator};
 
 use templates::{render, sender, Message};

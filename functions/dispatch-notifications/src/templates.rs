@@ -26,6 +26,7 @@ pub fn render(template: &str, channel: &str, payload: &Value) -> Result<Message,
     match (template, channel) {
         ("order_confirmation", "email") => Ok(Message::Email(order_confirmation_email(payload)?)),
         ("order_confirmation", "sms") => Ok(Message::Sms(order_confirmation_sms(payload)?)),
+        ("purchase_order", "email") => Ok(Message::Email(purchase_order_email(payload)?)),
         _ => Err(format!("no template {template:?} for channel {channel:?}")),
     }
 }
@@ -155,6 +156,72 @@ fn order_confirmation_sms(p: &Value) -> Result<String, String> {
 }
 
 /// `"Name" <address>`, with the characters that would break the header removed.
+/// The purchase order to the supplier, with the signed link to its PDF.
+fn purchase_order_email(p: &Value) -> Result<EmailMessage, String> {
+    let business = text(p, "business_name")?;
+    let number = text(p, "po_number")?;
+    let url = text(p, "pdf_url")?;
+    let supplier = p.get("supplier_name").and_then(Value::as_str).unwrap_or("");
+    let attn = p
+        .get("contact_person")
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty())
+        .unwrap_or(supplier);
+    let due = p
+        .get("expected_delivery_date")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let total = money(&p["total_amount"]);
+    let lines = p.get("lines").and_then(Value::as_u64).unwrap_or(0);
+    let terms = p
+        .get("payment_terms")
+        .and_then(Value::as_str)
+        .map(humanize)
+        .unwrap_or_else(|| "as agreed".into());
+    let notes = p.get("notes").and_then(Value::as_str).unwrap_or("").trim();
+    let greeting = if attn.is_empty() {
+        "Hello,".to_owned()
+    } else {
+        format!("Hello {attn},")
+    };
+    let noun = if lines == 1 { "line" } else { "lines" };
+    let notes_text = if notes.is_empty() {
+        String::new()
+    } else {
+        format!("Notes: {notes}\n\n")
+    };
+    let text_body = format!(
+        "{greeting}\n\n{business} has issued purchase order {number} ({lines} {noun}, total {total}), \
+         expected for delivery on {due}.\nPayment terms: {terms}.\n\n{notes_text}\
+         The purchase order (PDF): {url}\nThe link works for 30 days.\n\n{business}\n"
+    );
+    let notes_html = if notes.is_empty() {
+        String::new()
+    } else {
+        format!("<p>Notes: {}</p>", escape_html(notes))
+    };
+    let html = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif\">\
+         <p>{greeting}</p><p>{business} has issued purchase order <strong>{number}</strong> \
+         ({lines} {noun}, total <strong>{total}</strong>), expected for delivery on {due}.<br>\
+         Payment terms: {terms}.</p>{notes_html}\
+         <p><a href=\"{url}\">Download purchase order {number} (PDF)</a><br>The link works for 30 days.</p>\
+         <p>{business}</p></body></html>",
+        greeting = escape_html(&greeting),
+        business = escape_html(business),
+        number = escape_html(number),
+        due = escape_html(due),
+        terms = escape_html(&terms),
+        url = escape_html(url),
+    );
+    Ok(EmailMessage {
+        subject: format!("Purchase order {number} from {business}"),
+        html,
+        text: text_body,
+        sender_name: business.to_owned(),
+    })
+}
+
 pub fn sender(name: &str, address: &str) -> String {
     let clean: String = name
         .chars()
@@ -240,6 +307,36 @@ mod tests {
         assert_eq!(
             sender("Acme \"<x>\"\r\n", "o@a.test"),
             "\"Acme x\" <o@a.test>"
+        );
+    }
+
+    #[test]
+    fn purchase_order_email_links_the_pdf() {
+        let p: Value = serde_json::from_str(
+            r#"{"po_number":"PO-2026-000007","business_name":"Acme & Co","supplier_name":"Beans Ltd",
+                "contact_person":"Dana","expected_delivery_date":"2026-12-10","total_amount":276.00,
+                "payment_terms":"net_30","lines":2,"notes":"Dock <4>",
+                "pdf_url":"http://gw/storage/v1/object/sign/purchase-orders/t/PO.pdf?token=a&b=1"}"#,
+        )
+        .unwrap();
+        let Message::Email(m) = render("purchase_order", "email", &p).unwrap() else {
+            panic!("not an email");
+        };
+        assert_eq!(m.subject, "Purchase order PO-2026-000007 from Acme & Co");
+        assert!(m.text.starts_with("Hello Dana,"), "{}", m.text);
+        assert!(m.text.contains("(2 lines, total 276.00)"), "{}", m.text);
+        assert!(m.text.contains("Payment terms: Net 30."), "{}", m.text);
+        assert!(m.text.contains("token=a&b=1"), "{}", m.text);
+        assert!(m.html.contains(
+            "href=\"http://gw/storage/v1/object/sign/purchase-orders/t/PO.pdf?token=a&amp;b=1\""
+        ));
+        assert!(m.html.contains("Dock &lt;4&gt;") && m.html.contains("Acme &amp; Co"));
+        assert!(render("purchase_order", "sms", &p).is_err());
+        let mut no_link = p.clone();
+        no_link.as_object_mut().unwrap().remove("pdf_url");
+        assert_eq!(
+            render("purchase_order", "email", &no_link).unwrap_err(),
+            "the payload has no pdf_url"
         );
     }
 }

@@ -10,6 +10,7 @@ use std::cell::Cell;
 use serde_json::Value;
 
 use super::retry::{by_status, exchange, with_retries, Clock, HttpReply, RetryPolicy, SendError};
+use crate::validate::utc_day;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.twilio.com";
 
@@ -135,20 +136,6 @@ impl Twilio {
     }
 }
 
-/// The UTC calendar day of a Unix time, as YYYY-MM-DD (Hinnant's civil_from_days).
-pub fn utc_day(unix_secs: i64) -> String {
-    let z = unix_secs.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
 fn find_in_list(list: &str, to: &str, body: &str) -> Option<String> {
     let list: Value = serde_json::from_str(list).ok()?;
     list.get("messages")?
@@ -239,14 +226,6 @@ mod tests {
         assert!(!err(429, 20429).is_permanent());
         assert!(!err(500, 20500).is_permanent());
         assert_eq!(err(400, 21211).reason(), "twilio 400 (21211): m");
-    }
-
-    #[test]
-    fn utc_days() {
-        assert_eq!(utc_day(0), "1970-01-01");
-        assert_eq!(utc_day(1_795_658_169), "2026-11-26");
-        assert_eq!(utc_day(951_782_400), "2000-02-29");
-        assert_eq!(utc_day(-1), "1969-12-31");
     }
 
     #[test]
