@@ -51,6 +51,8 @@ ensure_tools() {
   command -v curl >/dev/null || apt_install curl
   [ -x "$PG_BIN/initdb" ] || apt_install postgresql-15
   apt_install postgresql-15-pgtap postgresql-15-cron libtap-parser-sourcehandler-pgtap-perl
+  # pdfinfo, pdftotext and pdftoppm: the tests read the PDFs the functions write
+  command -v pdftoppm >/dev/null || apt_install poppler-utils
   if [ ! -x "$TOOLS/deno" ] || [ ! -x "$TOOLS/wasm-opt" ] \
     || [ "$ROOT/scripts/tools/package-lock.json" -nt "$ROOT/scripts/tools/node_modules/.package-lock.json" ]; then
     log "installing Deno and binaryen (npm)"

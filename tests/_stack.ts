@@ -156,4 +156,134 @@ export async function ordersOf(tenantId: string): Promise<number> {
   return row.n;
 }
 
+/** A supplier of `t`; `email` null means it has none. */
+export async function makeSupplier(
+  t: Tenant,
+  email: string | null = `s-${crypto.randomUUID().slice(0, 8)}@supplier.test`,
+): Promise<string> {
+  const [s] = await sql`insert into public.suppliers
+    (tenant_id, name, email, address, payment_terms, contact_person)
+    values (${t.id}, 'Supplier & Sons', ${email}, '9 Quay Street', 'net_30', 'Robin')
+    returning id::text`;
+  return s.id;
+}
+
+/**
+ * The request boundary every user-facing function shares, checked through the
+ * gateway: malformed JSON, a non-object body, an oversized body, a bad
+ * Idempotency-Key, a wrong method, CORS preflight, and missing, anon or
+ * expired tokens. Each is a 4xx in the error envelope; `changed` must then
+ * still report nothing changed.
+ */
+export async function assertBoundary(
+  t: Tenant,
+  fn: string,
+  valid: Record<string, unknown>,
+  changed: () => Promise<boolean>,
+) {
+  const post = (body: string, headers: Record<string, string> = {}) =>
+    fetch(`${url}/functions/v1/${fn}`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${t.token}`,
+        "content-type": "application/json",
+        ...headers,
+      },
+      body,
+    });
+  const expect = async (res: Response, status: number, code: string) => {
+    const body = await res.json();
+    if (res.status !== status || body?.error?.code !== code) {
+      throw new Error(
+        `${fn}: want ${status} ${code}, got ${res.status} ${
+          JSON.stringify(body)
+        }`,
+      );
+    }
+  };
+  await expect(await post('{"a": '), 400, "INVALID_JSON");
+  await expect(await post("[1]"), 400, "INVALID_JSON");
+  await expect(
+    await post(JSON.stringify({ ...valid, notes: "x".repeat(300 * 1024) })),
+    413,
+    "PAYLOAD_TOO_LARGE",
+  );
+  await expect(
+    await post(JSON.stringify(valid), { "idempotency-key": "has spaces" }),
+    400,
+    "VALIDATION_ERROR",
+  );
+  await expect(
+    await fetch(`${url}/functions/v1/${fn}`, {
+      method: "GET",
+      headers: { authorization: `Bearer ${t.token}` },
+    }),
+    405,
+    "METHOD_NOT_ALLOWED",
+  );
+  const pre = await fetch(`${url}/functions/v1/${fn}`, {
+    method: "OPTIONS",
+    headers: {
+      origin: "https://app.example",
+      "access-control-request-method": "POST",
+    },
+  });
+  await pre.body?.cancel();
+  if (pre.status !== 204) throw new Error(`${fn}: preflight ${pre.status}`);
+  const now = Math.floor(Date.now() / 1000);
+  const expired = await signEs256(
+    { sub: t.userId, role: "authenticated", iat: now - 7200, exp: now - 3600 },
+    keys.es256_private,
+    keys.es256_public.kid,
+  );
+  for (const token of [undefined, env.SUPABASE_ANON_KEY, expired]) {
+    await expect(
+      await fetch(`${url}/functions/v1/${fn}`, {
+        method: "POST",
+        headers: token ? { authorization: `Bearer ${token}` } : {},
+        body: JSON.stringify(valid),
+      }),
+      401,
+      "UNAUTHORIZED",
+    );
+  }
+  if (await changed()) throw new Error(`${fn}: a refused request changed data`);
+}
+
+// --- the provider sandbox ------------------------------------------------------
+
+/** What the sandbox accepted for `provider`. */
+// deno-lint-ignore no-explicit-any
+export async function sent(provider: string): Promise<any[]> {
+  const res = await fetch(
+    `${env.SANDBOX_URL}/_sandbox/sent?provider=${provider}`,
+  );
+  return await res.json();
+}
+export async function faults(spec: Record<string, unknown>) {
+  const res = await fetch(`${env.SANDBOX_URL}/_sandbox/faults`, {
+    method: "POST",
+    body: JSON.stringify(spec),
+  });
+  await res.body?.cancel();
+}
+export async function resetSandbox() {
+  const res = await fetch(`${env.SANDBOX_URL}/_sandbox`, { method: "DELETE" });
+  await res.body?.cancel();
+}
+/** Polls `probe` until it returns a value, for up to `seconds`. */
+export async function until<T>(
+  what: string,
+  seconds: number,
+  probe: () => Promise<T | undefined>,
+): Promise<T> {
+  const end = Date.now() + seconds * 1000;
+  while (Date.now() < end) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
 export { signEs256, signHs256 };

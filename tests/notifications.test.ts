@@ -2,27 +2,22 @@
 // sandbox), failures are retried or dead-lettered, nothing is lost and nothing
 // is sent twice, even with two dispatchers and one that is killed mid-batch.
 import assert from "node:assert/strict";
-import { env, invoke, makeTenant, order, sql, url } from "./_stack.ts";
+import {
+  env,
+  faults,
+  invoke,
+  makeTenant,
+  order,
+  resetSandbox,
+  sent,
+  sql,
+  until,
+  url,
+} from "./_stack.ts";
 
 const sandbox = env.SANDBOX_URL;
 const DISPATCH = `${url}/functions/v1/dispatch-notifications`;
 
-// deno-lint-ignore no-explicit-any
-async function sent(provider: string): Promise<any[]> {
-  const res = await fetch(`${sandbox}/_sandbox/sent?provider=${provider}`);
-  return await res.json();
-}
-async function faults(spec: Record<string, unknown>) {
-  const res = await fetch(`${sandbox}/_sandbox/faults`, {
-    method: "POST",
-    body: JSON.stringify(spec),
-  });
-  await res.body?.cancel();
-}
-async function resetSandbox() {
-  const res = await fetch(`${sandbox}/_sandbox`, { method: "DELETE" });
-  await res.body?.cancel();
-}
 async function dispatch(
   body: Record<string, unknown> = {},
   headers: Record<string, string> = {},
@@ -34,20 +29,6 @@ async function dispatch(
   });
   return { status: res.status, body: await res.json() };
 }
-async function until<T>(
-  what: string,
-  seconds: number,
-  probe: () => Promise<T | undefined>,
-): Promise<T> {
-  const end = Date.now() + seconds * 1000;
-  while (Date.now() < end) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 /** Outbox rows for a tenant, by status. */
 async function statuses(tenantId: string): Promise<Record<string, number>> {
   const rows =

@@ -51,7 +51,8 @@ $$;
  *   A: user 0a…01, warehouses A1 (priority 1) and A2 (priority 2), product PA1
  *      (5 in A1, 5 in A2, reorder point 3), PA2 (100 in A1), client CA (credit
  *      100, net_30, email and phone), client CA_OFF (inactive).
- *   B: user 0b…01, warehouse B1, product PB1 (10 in B1), client CB.
+ *      Suppliers SA (email, net_30) and SA_NOMAIL.
+ *   B: user 0b…01, warehouse B1, product PB1 (10 in B1), client CB, supplier SB.
  */
 create or replace function tests.make_fixture()
 returns void
@@ -83,6 +84,25 @@ as $$
     ('5a000000-0000-4000-8000-000000000001', '1a000000-0000-4000-8000-000000000001', 'CA', 'ca@client.test', '+15555550001', '1 A Street', 100, 'active'),
     ('5a000000-0000-4000-8000-000000000002', '1a000000-0000-4000-8000-000000000001', 'CA_OFF', null, null, null, 100, 'inactive'),
     ('5b000000-0000-4000-8000-000000000001', '1b000000-0000-4000-8000-000000000001', 'CB', 'cb@client.test', null, null, 100, 'active');
+  insert into public.suppliers (id, tenant_id, name, email, payment_terms) values
+    ('6a000000-0000-4000-8000-000000000001', '1a000000-0000-4000-8000-000000000001', 'SA', 'sa@supplier.test', 'net_30'),
+    ('6a000000-0000-4000-8000-000000000002', '1a000000-0000-4000-8000-000000000001', 'SA_NOMAIL', null, null),
+    ('6b000000-0000-4000-8000-000000000001', '1b000000-0000-4000-8000-000000000001', 'SB', 'sb@supplier.test', null);
+$$;
+
+/* A valid purchase-order payload for tenant A, due in a week. */
+create or replace function tests.po_payload(
+  supplier uuid default '6a000000-0000-4000-8000-000000000001',
+  product uuid default '4a000000-0000-4000-8000-000000000001',
+  quantity numeric default 10,
+  unit_price numeric default 2.5)
+returns jsonb
+language sql
+as $$
+  select jsonb_build_object(
+    'supplier_id', supplier,
+    'items', jsonb_build_array(jsonb_build_object('product_id', product, 'quantity', quantity, 'unit_price', unit_price)),
+    'expected_delivery_date', to_char(current_date + 7, 'YYYY-MM-DD'))
 $$;
 
 /* A valid order payload for tenant A. */

@@ -25,7 +25,8 @@
 //!    supplier's email with that link; only the first call queues anything.
 //!
 //! If step 2–4 fails, the PO exists without its PDF: the answer is 502
-//! `PDF_PENDING` with `po_id` and `po_number`, and repeating the request with
+//! `PDF_PENDING` with `po_id`, `po_number` and the failed step's error code
+//! as `cause`, and repeating the request with
 //! the same `Idempotency-Key` renders, stores and sends it without creating a
 //! second PO. A replay of a finished request only signs a fresh URL.
 
@@ -207,19 +208,24 @@ impl Created {
         })
     }
 
-    /// The error when a step after the PO's creation fails.
+    /// The error when a step after the PO's creation fails. Whatever the
+    /// cause, the PO now exists, so the answer names it and the cause's code.
     fn unfinished(&self, err: ApiError) -> ApiError {
-        // A caller's own mistake (say, Storage refusing the caller) stays what it is.
-        if err.status() < 500 {
-            return err;
-        }
         ApiError::Unfinished {
             code: "PDF_PENDING".into(),
             message: "the purchase order was created but its PDF could not be stored or sent; \
                       repeat the request with the same Idempotency-Key to finish it"
                 .into(),
-            details: json!({ "po_id": self.po_id, "po_number": self.po_number }),
-            cause: format!("{}: {}", err.code(), err.log_cause().unwrap_or("")),
+            details: json!({
+                "po_id": self.po_id,
+                "po_number": self.po_number,
+                "cause": err.code(),
+            }),
+            cause: format!(
+                "{}: {}",
+                err.code(),
+                err.log_cause().unwrap_or(&err.message())
+            ),
         }
     }
 }
@@ -488,7 +494,11 @@ mod tests {
         assert_eq!((e.status(), e.code()), (502, "PDF_PENDING"));
         assert_eq!(e.details()["po_number"], "PO-2026-000001");
         assert_eq!(e.log_cause(), Some("SERVICE_UNAVAILABLE: storage down"));
-        let own = c.unfinished(ApiError::Forbidden("no".into()));
-        assert_eq!(own.status(), 403);
+        let limit = c.unfinished(shared::error_from_storage(
+            413,
+            r#"{"code":"EntityTooLarge"}"#,
+        ));
+        assert_eq!((limit.status(), limit.code()), (502, "PDF_PENDING"));
+        assert_eq!(limit.details()["cause"], "FILE_TOO_LARGE");
     }
 }

@@ -8,13 +8,15 @@ select tests.make_fixture();
 select tests.act_as('0a000000-0000-4000-8000-000000000001');
 select public.create_wholesale_order(
   tests.order_payload(quantity => 8, terms => 'net_30', method => 'delivery'), 'rls-key');
+select public.create_purchase_order(tests.po_payload());
 select tests.act_as_owner();
 
 create temp table readable (t text) on commit drop;
 insert into readable values ('tenant_users'), ('products'), ('warehouses'), ('wholesale_inventory'),
   ('wholesale_clients'), ('wholesale_orders'), ('wholesale_order_items'),
   ('wholesale_order_allocations'), ('deliveries'), ('inventory_alerts'),
-  ('notification_outbox'), ('audit_log');
+  ('notification_outbox'), ('audit_log'), ('suppliers'), ('purchase_orders'),
+  ('purchase_order_items');
 grant select on readable to authenticated, anon;
 
 select ok(c.relrowsecurity, format('RLS is enabled on %s', c.relname))

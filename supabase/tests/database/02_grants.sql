@@ -8,7 +8,7 @@ from (values ('tenants'), ('tenant_users'), ('products'), ('warehouses'), ('whol
   ('wholesale_clients'), ('wholesale_orders'), ('wholesale_order_items'),
   ('wholesale_order_allocations'), ('deliveries'), ('inventory_alerts'), ('idempotency_keys'),
   ('notification_outbox'), ('audit_log'), ('document_counters'), ('rate_limit_policies'),
-  ('rate_limit_buckets')) v(t);
+  ('rate_limit_buckets'), ('suppliers'), ('purchase_orders'), ('purchase_order_items')) v(t);
 
 select table_privs_are('public', t, 'authenticated', privs,
   format('authenticated may %s on %s', array_to_string(privs, ', '), t))
@@ -29,12 +29,24 @@ from (values
   ('audit_log', array['SELECT']),
   ('document_counters', array[]::text[]),
   ('rate_limit_policies', array['SELECT']),
-  ('rate_limit_buckets', array[]::text[])) v(t, privs);
+  ('rate_limit_buckets', array[]::text[]),
+  ('suppliers', array['SELECT', 'INSERT', 'UPDATE', 'DELETE']),
+  ('purchase_orders', array['SELECT']),
+  ('purchase_order_items', array['SELECT'])) v(t, privs);
+
+select column_privs_are('public', 'purchase_orders', 'status', 'authenticated', array['SELECT', 'UPDATE'],
+  'members may update a PO''s status');
+select column_privs_are('public', 'purchase_orders', 'total_amount', 'authenticated', array['SELECT'],
+  'members may not update a PO''s total');
 
 select function_privs_are('public', 'create_wholesale_order', array['jsonb', 'text'], 'anon', array[]::text[],
   'anon cannot call create_wholesale_order');
 select function_privs_are('public', 'create_wholesale_order', array['jsonb', 'text'], 'authenticated', array['EXECUTE'],
   'authenticated can call create_wholesale_order');
+select function_privs_are('public', f, array['jsonb', 'text'], 'anon', array[]::text[], format('anon cannot call %s', f))
+from (values ('create_purchase_order')) v(f);
+select function_privs_are('public', 'attach_purchase_order_pdf', array['uuid', 'text'], 'anon', array[]::text[],
+  'anon cannot call attach_purchase_order_pdf');
 select function_privs_are('public', 'purge_expired_idempotency_keys', array[]::text[], 'authenticated', array[]::text[],
   'authenticated cannot purge idempotency keys');
 select function_privs_are('public', 'purge_expired_idempotency_keys', array[]::text[], 'service_role', array['EXECUTE'],
