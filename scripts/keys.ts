@@ -68,6 +68,8 @@ Object.assign(env, {
   KLAVIYO_BASE_URL: `${sandbox}/klaviyo`,
   KLAVIYO_API_KEY: "pk_sandbox_key",
   SLACK_WEBHOOK_URL: `${sandbox}/slack/services/T000/B000/sandbox`,
+  STRIPE_BASE_URL: `${sandbox}/stripe`,
+  STRIPE_SECRET_KEY: "sk_test_sandbox",
 });
 // Tuning a stack may set (scripts/test shortens retries and leases).
 for (

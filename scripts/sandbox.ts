@@ -7,9 +7,12 @@
 //   GET  /twilio/2010-04-01/Accounts/{sid}/Messages.json     Twilio (list, To / DateSent> filters)
 //   POST /klaviyo/api/profile-import/ , /klaviyo/api/events/ Klaviyo
 //   POST /slack/services/{path}                              Slack incoming webhook
+//   POST /stripe/v1/payment_intents, GET …/{id}              Stripe PaymentIntents
+//   POST /stripe/v1/refunds, GET /stripe/v1/refunds          Stripe Refunds (form-encoded,
+//                                                            Idempotency-Key as Stripe keeps it)
 //
 // Inspection and control (like Inbucket in Supabase's local stack):
-//   GET    /_sandbox/sent[?provider=resend|twilio|klaviyo|slack]   what was accepted
+//   GET    /_sandbox/sent[?provider=resend|twilio|klaviyo|slack|stripe]   what was accepted
 //   GET    /_sandbox/stats                                          counters per outcome
 //   POST   /_sandbox/faults   {"provider"?, "mode": "500"|"429"|"hang"|"reset"|"hang_after_accept",
 //                             "count": N}  or  {"provider"?, "probability": 0.3, "seed": 42,
@@ -17,10 +20,10 @@
 //   DELETE /_sandbox          forget everything: sent, idempotency keys, faults
 //
 // Credentials come from the environment (SANDBOX_RESEND_KEY, SANDBOX_TWILIO_SID,
-// SANDBOX_TWILIO_TOKEN, SANDBOX_KLAVIYO_KEY, SANDBOX_SLACK_PATH) and are checked
+// SANDBOX_TWILIO_TOKEN, SANDBOX_KLAVIYO_KEY, SANDBOX_SLACK_PATH, SANDBOX_STRIPE_KEY) and are checked
 // as the providers check them. Port: SANDBOX_PORT.
 
-type Provider = "resend" | "twilio" | "klaviyo" | "slack";
+type Provider = "resend" | "twilio" | "klaviyo" | "slack" | "stripe";
 type FaultMode = "500" | "429" | "hang" | "reset" | "hang_after_accept";
 
 const port = Number(Deno.env.get("SANDBOX_PORT") ?? "54340");
@@ -31,6 +34,7 @@ const cfg = {
   twilioToken: Deno.env.get("SANDBOX_TWILIO_TOKEN") ?? "sandbox_auth_token",
   klaviyoKey: Deno.env.get("SANDBOX_KLAVIYO_KEY") ?? "pk_sandbox_key",
   slackPath: Deno.env.get("SANDBOX_SLACK_PATH") ?? "T000/B000/sandbox",
+  stripeKey: Deno.env.get("SANDBOX_STRIPE_KEY") ?? "sk_test_sandbox",
   hangMs: Number(Deno.env.get("SANDBOX_HANG_MS") ?? "15000"),
 };
 
@@ -49,6 +53,13 @@ const bump = (k: string) => (stats[k] = (stats[k] ?? 0) + 1);
 let resendKeys = new Map<string, { hash: string; id?: string }>();
 let klaviyoProfiles = new Map<string, string>();
 let klaviyoEvents = new Set<string>();
+// Stripe: objects by id, and idempotency keys → the request's hash and the
+// saved response (absent while the first request is in flight).
+let stripeObjects = new Map<string, Record<string, unknown>>();
+let stripeKeys = new Map<
+  string,
+  { hash: string; status?: number; body?: unknown }
+>();
 
 interface Faults {
   provider?: Provider;
@@ -125,7 +136,15 @@ async function before(
   const retryAfter = String(faults.retryAfter);
   switch (mode) {
     case "500":
-      return provider === "resend"
+      return provider === "stripe"
+        ? json(500, {
+          error: {
+            type: "api_error",
+            message:
+              "Sandbox fault: an error occurred with our connection to Stripe.",
+          },
+        })
+        : provider === "resend"
         ? json(500, {
           statusCode: 500,
           name: "internal_server_error",
@@ -150,7 +169,15 @@ async function before(
         })
         : text(500, "internal_error");
     case "429":
-      return provider === "resend"
+      return provider === "stripe"
+        ? json(429, {
+          error: {
+            type: "invalid_request_error",
+            code: "rate_limit",
+            message: "Too many requests hit the API too quickly.",
+          },
+        }, { "retry-after": retryAfter })
+        : provider === "resend"
         ? json(429, {
           statusCode: 429,
           name: "rate_limit_exceeded",
@@ -501,12 +528,245 @@ async function slack(req: Request, path: string): Promise<Response> {
   return await after(fault, text(200, "ok"));
 }
 
+function stripeError(
+  status: number,
+  type: string,
+  message: string,
+  extra: Record<string, string> = {},
+) {
+  return json(status, { error: { type, message, ...extra } });
+}
+
+/** Stripe's bracketed form keys: `metadata[k]=v` → `{metadata: {k: v}}`. */
+function stripeForm(raw: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of new URLSearchParams(raw)) {
+    const m = k.match(/^([a-z_]+)\[([^\]]+)\]$/);
+    if (m) {
+      const inner = (out[m[1]] ?? {}) as Record<string, string>;
+      inner[m[2]] = v;
+      out[m[1]] = inner;
+    } else out[k] = v;
+  }
+  return out;
+}
+
+const stripeId = (prefix: string) =>
+  `${prefix}_${crypto.randomUUID().replaceAll("-", "").slice(0, 24)}`;
+
+async function stripe(req: Request, path: string, url: URL): Promise<Response> {
+  // Stripe takes the secret key as a Bearer token or as the Basic user name.
+  const auth = req.headers.get("authorization");
+  const basic = auth?.startsWith("Basic ")
+    ? atob(auth.slice(6)).replace(/:$/, "")
+    : undefined;
+  if (auth !== `Bearer ${cfg.stripeKey}` && basic !== cfg.stripeKey) {
+    return stripeError(
+      401,
+      "invalid_request_error",
+      auth
+        ? `Invalid API Key provided: ${
+          auth.replace(/^Bearer /, "").slice(0, 8)
+        }***`
+        : "You did not provide an API key.",
+    );
+  }
+  if (req.method === "GET") {
+    const one = stripeObjects.get(path.split("/")[1] ?? "");
+    if (one) return json(200, one);
+    if (path === "refunds") {
+      const pi = url.searchParams.get("payment_intent");
+      const data = [...stripeObjects.values()].filter((o) =>
+        o.object === "refund" && (!pi || o.payment_intent === pi)
+      ).reverse();
+      return json(200, {
+        object: "list",
+        data,
+        has_more: false,
+        url: "/v1/refunds",
+      });
+    }
+    return stripeError(
+      404,
+      "invalid_request_error",
+      `No such object: '${path}'`,
+      {
+        code: "resource_missing",
+      },
+    );
+  }
+  if (req.method !== "POST") {
+    return stripeError(405, "invalid_request_error", "Method not allowed");
+  }
+  const raw = await req.text();
+  const fault = nextFault("stripe");
+  const early = await before("stripe", fault);
+  if (early) return early;
+
+  // Idempotency as Stripe keeps it: the first result is saved and replayed;
+  // other parameters are an error; a concurrent twin gets 409.
+  const key = req.headers.get("idempotency-key") ?? undefined;
+  const hash = await sha256(`${path}\n${raw}`);
+  if (key !== undefined) {
+    if (key.length > 255) {
+      return stripeError(
+        400,
+        "invalid_request_error",
+        "Idempotency keys can be at most 255 characters long.",
+      );
+    }
+    const seen = stripeKeys.get(key);
+    if (seen) {
+      if (seen.hash !== hash) {
+        bump("stripe:idempotency_mismatch");
+        return stripeError(
+          400,
+          "idempotency_error",
+          `Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '${key}' if you meant to execute a different request.`,
+        );
+      }
+      if (seen.status === undefined) {
+        bump("stripe:idempotency_concurrent");
+        return stripeError(
+          409,
+          "idempotency_error",
+          "There is currently another in-progress request using this Idempotent Key (that probably means you submitted twice, and the other request is still going through): " +
+            key + ". Please try again later.",
+        );
+      }
+      bump("stripe:idempotent_replay");
+      return await after(
+        fault,
+        json(seen.status, seen.body, { "idempotent-replayed": "true" }),
+      );
+    }
+    stripeKeys.set(key, { hash });
+  }
+  const [status, body] = stripeExecute(path, stripeForm(raw));
+  if (key !== undefined) stripeKeys.set(key, { hash, status, body });
+  return await after(
+    fault,
+    json(status, body, { "request-id": stripeId("req") }),
+  );
+}
+
+/** Runs a Stripe POST; returns the status and body to save and send. */
+function stripeExecute(
+  path: string,
+  form: Record<string, unknown>,
+): [number, unknown] {
+  const invalid = (message: string, extra: Record<string, string> = {}) =>
+    [400, { error: { type: "invalid_request_error", message, ...extra } }] as [
+      number,
+      unknown,
+    ];
+  const now = Math.floor(Date.now() / 1000);
+  if (path === "payment_intents") {
+    const amount = Number(form.amount);
+    if (!Number.isInteger(amount) || amount < 1) {
+      return invalid("Missing required param: amount.", {
+        code: "parameter_missing",
+        param: "amount",
+      });
+    }
+    if (typeof form.currency !== "string") {
+      return invalid("Missing required param: currency.", {
+        code: "parameter_missing",
+        param: "currency",
+      });
+    }
+    const id = stripeId("pi");
+    const paid = form.confirm === "true" &&
+      typeof form.payment_method === "string";
+    const pi = {
+      id,
+      object: "payment_intent",
+      amount,
+      amount_received: paid ? amount : 0,
+      currency: form.currency,
+      status: paid ? "succeeded" : "requires_payment_method",
+      client_secret: `${id}_secret_${crypto.randomUUID().slice(0, 8)}`,
+      latest_charge: paid ? stripeId("ch") : null,
+      last_payment_error: null,
+      next_action: null,
+      metadata: form.metadata ?? {},
+      created: now,
+      amount_refunded: 0,
+    };
+    stripeObjects.set(id, pi);
+    bump("stripe:payment_intent");
+    return [200, pi];
+  }
+  if (path === "refunds") {
+    const pi = stripeObjects.get(String(form.payment_intent ?? ""));
+    if (!pi || pi.object !== "payment_intent") {
+      return invalid(`No such payment_intent: '${form.payment_intent ?? ""}'`, {
+        code: "resource_missing",
+        param: "payment_intent",
+      });
+    }
+    if (pi.status !== "succeeded") {
+      return invalid(
+        `This PaymentIntent (${pi.id}) does not have a successful charge to refund.`,
+        { code: "charge_not_refundable" },
+      );
+    }
+    const left = (pi.amount as number) - (pi.amount_refunded as number);
+    const amount = form.amount === undefined ? left : Number(form.amount);
+    if (!Number.isInteger(amount) || amount < 1) {
+      return invalid("Invalid positive integer", { param: "amount" });
+    }
+    if (amount > left) {
+      return invalid(
+        `Refund amount (${amount}) is greater than unrefunded amount on charge (${left})`,
+        { code: "amount_too_large", param: "amount" },
+      );
+    }
+    const reasons = ["duplicate", "fraudulent", "requested_by_customer"];
+    if (form.reason !== undefined && !reasons.includes(String(form.reason))) {
+      return invalid(`Invalid reason: must be one of ${reasons.join(", ")}`, {
+        param: "reason",
+      });
+    }
+    pi.amount_refunded = (pi.amount_refunded as number) + amount;
+    const refund = {
+      id: stripeId("re"),
+      object: "refund",
+      amount,
+      charge: pi.latest_charge,
+      currency: pi.currency,
+      payment_intent: pi.id,
+      reason: form.reason ?? null,
+      status: "succeeded",
+      metadata: form.metadata ?? {},
+      created: now,
+    };
+    stripeObjects.set(refund.id, refund);
+    sent.push({
+      provider: "stripe",
+      id: refund.id,
+      at: new Date().toISOString(),
+      body: refund,
+    });
+    bump("stripe:refund");
+    return [200, refund];
+  }
+  return [404, {
+    error: {
+      type: "invalid_request_error",
+      message: `Unrecognized request URL (POST: /v1/${path}).`,
+    },
+  }];
+}
+
 async function control(req: Request, url: URL): Promise<Response> {
   if (url.pathname === "/_sandbox" && req.method === "DELETE") {
     sent = [];
     resendKeys = new Map();
     klaviyoProfiles = new Map();
     klaviyoEvents = new Set();
+    stripeObjects = new Map();
+    stripeKeys = new Map();
     faults = { queue: [], retryAfter: 1 };
     for (const k of Object.keys(stats)) delete stats[k];
     return json(200, { ok: true });
@@ -545,6 +805,8 @@ Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, async (req) => {
   }
   const kl = p.match(/^\/klaviyo\/api\/(.+)$/);
   if (kl && req.method === "POST") return await klaviyo(req, kl[1]);
+  const st = p.match(/^\/stripe\/v1\/(.+)$/);
+  if (st) return await stripe(req, st[1], url);
   const sl = p.match(/^\/slack\/services\/(.+)$/);
   if (sl && req.method === "POST") return await slack(req, sl[1]);
   return json(404, { error: "no such provider route" });

@@ -13,6 +13,7 @@
 //! | `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`, `TWILIO_PHONE_NUMBER`, `TWILIO_BASE_URL` | SMS |
 //! | `KLAVIYO_API_KEY`, `KLAVIYO_BASE_URL`, `KLAVIYO_REVISION` | marketing events and profiles |
 //! | `SLACK_WEBHOOK_URL` | team alerts |
+//! | `STRIPE_SECRET_KEY`, `STRIPE_BASE_URL`, `STRIPE_API_VERSION` | refunds |
 //! | `PROVIDER_TIMEOUT_MS` | each provider call's timeout (10000) |
 //! | `OUTBOX_BATCH_SIZE`, `OUTBOX_LEASE_SECONDS`, `OUTBOX_BACKOFF_SECONDS` | delivery (50, 60, 30) |
 //!
@@ -24,7 +25,7 @@ use std::time::Duration;
 
 use crate::jwt::JwtVerifier;
 use crate::postgrest::PostgrestClient;
-use crate::providers::{klaviyo, resend, slack, twilio, RetryPolicy};
+use crate::providers::{klaviyo, resend, slack, stripe, twilio, RetryPolicy};
 use crate::storage::StorageClient;
 
 #[derive(Debug, Clone)]
@@ -35,6 +36,7 @@ pub struct Providers {
     pub twilio: Option<twilio::Twilio>,
     pub klaviyo: Option<klaviyo::Klaviyo>,
     pub slack: Option<slack::Slack>,
+    pub stripe: Option<stripe::Stripe>,
 }
 
 /// How the dispatcher works through the outbox.
@@ -122,6 +124,15 @@ impl Config {
             }),
             slack: get("SLACK_WEBHOOK_URL").map(|hook| {
                 let mut c = slack::Slack::new(hook);
+                c.policy = policy.clone();
+                c
+            }),
+            stripe: get("STRIPE_SECRET_KEY").map(|key| {
+                let mut c = stripe::Stripe::new(
+                    get("STRIPE_BASE_URL").unwrap_or(stripe::DEFAULT_BASE_URL),
+                    key,
+                    get("STRIPE_API_VERSION").unwrap_or(stripe::DEFAULT_API_VERSION),
+                );
                 c.policy = policy.clone();
                 c
             }),

@@ -194,6 +194,8 @@ impl ApiError {
     /// | CES01 | INSUFFICIENT_STOCK | 409 |
     /// | CEC01 | CREDIT_LIMIT_EXCEEDED | 409 |
     /// | CEC02 | CLIENT_INACTIVE | 409 |
+    /// | CEX01 | RETURN_EXCEEDS_ORDERED | 409 |
+    /// | CEX02 | NOT_REFUNDABLE | 409 |
     /// | CEI09 | IDEMPOTENCY_KEY_IN_USE | 409 |
     /// | CEI22 | IDEMPOTENCY_KEY_REUSED | 422 |
     /// | CER29 | RATE_LIMITED (with Retry-After and RateLimit headers) | 429 |
@@ -236,6 +238,8 @@ impl ApiError {
             "CES01" => conflict("INSUFFICIENT_STOCK"),
             "CEC01" => conflict("CREDIT_LIMIT_EXCEEDED"),
             "CEC02" => conflict("CLIENT_INACTIVE"),
+            "CEX01" => conflict("RETURN_EXCEEDS_ORDERED"),
+            "CEX02" => conflict("NOT_REFUNDABLE"),
             "CEI09" => conflict("IDEMPOTENCY_KEY_IN_USE"),
             "CEI22" => ApiError::IdempotencyKeyReused,
             "CER29" => {
@@ -313,6 +317,8 @@ mod tests {
             ("CEN04", 404, "NOT_FOUND"),
             ("CEC01", 409, "CREDIT_LIMIT_EXCEEDED"),
             ("CEC02", 409, "CLIENT_INACTIVE"),
+            ("CEX01", 409, "RETURN_EXCEEDS_ORDERED"),
+            ("CEX02", 409, "NOT_REFUNDABLE"),
             ("CEI09", 409, "IDEMPOTENCY_KEY_IN_USE"),
             ("CEI22", 422, "IDEMPOTENCY_KEY_REUSED"),
             ("40P01", 409, "CONCURRENT_UPDATE"),

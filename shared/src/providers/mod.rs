@@ -9,6 +9,7 @@ pub mod resend;
 mod retry;
 pub mod slack;
 pub mod sms;
+pub mod stripe;
 pub mod twilio;
 
 pub use retry::{

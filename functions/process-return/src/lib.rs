@@ -1,0 +1,555 @@
+//! `process-return`: a return in one SQL transaction (`public.process_return`):
+//! the over-return guard, the RA number, the return lines, stock back to the
+//! warehouses it came from, the order's returned totals, the confirmation
+//! email and the audit row; then, by `return_method`, a refund through Stripe,
+//! a credit to the client's balance, or a replacement order.
+//!
+//! Request (`POST /functions/v1/process-return`, `Authorization: Bearer <user
+//! token>`; `Idempotency-Key` is required for refunds):
+//! ```json
+//! {"order_id":"…","items":[{"order_item_id":"…","quantity":2,"reason":"damaged"}],
+//!  "return_method":"refund"}
+//! ```
+//! Response `201`: `{"success":true,"return_id":"…","ra_number":"RA-2026-000003"}`.
+//!
+//! Refunds. The transaction records a `pending` refund for the returned value.
+//! This function then creates it at Stripe (`POST /v1/refunds`, form-encoded)
+//! with the idempotency key `refund_<refund id>`, so no retry, by us or by the
+//! caller, can refund twice; and records Stripe's refund id and status with
+//! the service role (members cannot mark refunds paid).
+//! - Stripe accepted: 201.
+//! - Stripe failed transiently (after the client's own retries): 502
+//!   `REFUND_PENDING` naming the return and the refund; the refund stays
+//!   `pending` with the error. Repeating the request with the same
+//!   Idempotency-Key replays the return and submits the same refund again.
+//! - Stripe refused it (4xx), or answered `failed`/`canceled`: 502
+//!   `REFUND_FAILED` with Stripe's reason; the return is `refund_failed`.
+//!
+//! That retry needs the key, so refunds without an Idempotency-Key are refused
+//! (400) rather than risk a return whose refund nobody can finish.
+
+use std::collections::HashSet;
+
+use shared::providers::stripe::{minor_units, RefundRequest, Stripe};
+use shared::providers::Clock;
+use shared::serde_json::{json, Number, Value};
+use shared::{
+    authenticate, parse_decimal, ApiError, Caller, Config, Decimal, DecimalRule, PostgrestClient,
+    Request, Response, Result, Uuid, Validator,
+};
+
+pub const RETURN_METHODS: &[&str] = &["refund", "exchange", "credit"];
+pub const MAX_ITEMS: usize = 500;
+pub const MAX_REASON_CHARS: usize = 500;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReturnItem {
+    pub order_item_id: Uuid,
+    pub quantity: Decimal,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReturnInput {
+    pub order_id: Uuid,
+    pub items: Vec<ReturnItem>,
+    pub return_method: &'static str,
+}
+
+/// Validates the body into [`ReturnInput`], naming every bad field. An order
+/// line may appear once per return.
+pub fn validate(body: &Value) -> Result<ReturnInput> {
+    let mut v = Validator::new();
+    let Some(obj) = v.object("", body, &["order_id", "items", "return_method"]) else {
+        return Err(v.finish(|| ()).unwrap_err());
+    };
+    let order_id = v
+        .required(obj, "", "order_id")
+        .and_then(|o| v.uuid("order_id", Some(o)));
+    let method = v
+        .required(obj, "", "return_method")
+        .and_then(|m| v.one_of("return_method", Some(m), RETURN_METHODS));
+    let mut items = Vec::new();
+    let raw = v.required(obj, "", "items");
+    if let Some(list) = v.array("items", raw, 1, MAX_ITEMS) {
+        let mut seen: HashSet<Uuid> = HashSet::new();
+        let mut order: Vec<Uuid> = Vec::new();
+        for (i, raw) in list.iter().enumerate() {
+            let path = format!("items[{i}]");
+            let Some(item) = v.object(&path, raw, &["order_item_id", "quantity", "reason"]) else {
+                continue;
+            };
+            let at = |k: &str| format!("{path}.{k}");
+            let id = v
+                .required(item, &path, "order_item_id")
+                .and_then(|x| v.uuid(&at("order_item_id"), Some(x)));
+            let quantity = v
+                .required(item, &path, "quantity")
+                .and_then(|q| v.decimal(&at("quantity"), Some(q), DecimalRule::POSITIVE_10_2));
+            let reason = v
+                .required(item, &path, "reason")
+                .and_then(|r| v.string(&at("reason"), Some(r), MAX_REASON_CHARS));
+            let reason = match reason {
+                Some(r) if r.trim().is_empty() => {
+                    v.error(&at("reason"), "must be a non-empty string");
+                    None
+                }
+                other => other,
+            };
+            let (Some(id), Some(quantity), Some(reason)) = (id, quantity, reason) else {
+                continue;
+            };
+            if !seen.insert(id) {
+                let first = order.iter().position(|o| *o == id).unwrap_or(0);
+                v.error(
+                    &at("order_item_id"),
+                    format!("repeats items[{first}]; combine them into one line"),
+                );
+                continue;
+            }
+            order.push(id);
+            items.push(ReturnItem {
+                order_item_id: id,
+                quantity,
+                reason: reason.trim().to_owned(),
+            });
+        }
+    }
+    v.finish(|| ReturnInput {
+        order_id: order_id.expect("validated"),
+        items,
+        return_method: method.expect("validated"),
+    })
+}
+
+/// The RPC's named arguments; `idempotency_key` is left out when absent.
+pub fn rpc_args(input: &ReturnInput, idempotency_key: Option<&str>) -> Value {
+    let items: Vec<Value> = input
+        .items
+        .iter()
+        .map(|it| {
+            json!({
+                "order_item_id": it.order_item_id,
+                "quantity": Value::Number(it.quantity.to_string().parse::<Number>().expect("decimal text")),
+                "reason": it.reason,
+            })
+        })
+        .collect();
+    let mut args = json!({ "payload": {
+        "order_id": input.order_id,
+        "items": items,
+        "return_method": input.return_method,
+    }});
+    if let Some(key) = idempotency_key {
+        args["idempotency_key"] = json!(key);
+    }
+    args
+}
+
+/// A refund as process_return and record_refund_outcome report it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefundState {
+    pub id: String,
+    pub amount: Decimal,
+    pub payment_intent: String,
+    pub status: String,
+    pub stripe_refund_id: Option<String>,
+    pub last_error: Option<String>,
+}
+
+impl RefundState {
+    pub fn from_json(v: &Value) -> Option<Self> {
+        let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        Some(RefundState {
+            id: text("id")?,
+            amount: v.get("amount")?.as_number().and_then(parse_decimal)?,
+            payment_intent: text("payment_intent")?,
+            status: text("status")?,
+            stripe_refund_id: text("stripe_refund_id"),
+            last_error: text("last_error"),
+        })
+    }
+
+    /// Whether Stripe still has to be asked.
+    pub fn needs_submitting(&self) -> bool {
+        self.status == "pending" && self.stripe_refund_id.is_none()
+    }
+
+    pub fn has_failed(&self) -> bool {
+        matches!(self.status.as_str(), "failed" | "canceled")
+    }
+}
+
+/// What process_return returned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Processed {
+    pub return_id: String,
+    pub ra_number: String,
+    pub refund: Option<RefundState>,
+    pub replayed: bool,
+    pub notifications_queued: u64,
+}
+
+impl Processed {
+    pub fn from_rpc(result: &Value) -> Result<Self> {
+        let text = |k: &str| {
+            result
+                .get(k)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| ApiError::Internal(format!("process_return result lacks {k}")))
+        };
+        let refund = match result.get("refund") {
+            None | Some(Value::Null) => None,
+            Some(r) => Some(RefundState::from_json(r).ok_or_else(|| {
+                ApiError::Internal(format!("process_return returned a bad refund: {r}"))
+            })?),
+        };
+        let replayed = result.get("replayed").and_then(Value::as_bool) == Some(true);
+        Ok(Processed {
+            return_id: text("return_id")?,
+            ra_number: text("ra_number")?,
+            refund,
+            replayed,
+            notifications_queued: match replayed {
+                true => 0,
+                false => result
+                    .get("notifications_queued")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
+            },
+        })
+    }
+
+    pub fn response(&self) -> Response {
+        let mut r = Response::json(
+            201,
+            &json!({ "success": true, "return_id": self.return_id, "ra_number": self.ra_number }),
+        );
+        if self.replayed {
+            r.headers
+                .push(("idempotent-replayed".into(), "true".into()));
+        }
+        r
+    }
+
+    /// The answer when the refund could not be completed.
+    pub fn refund_error(&self, refund: &RefundState, failed: bool, cause: &str) -> ApiError {
+        let details = json!({
+            "return_id": self.return_id,
+            "ra_number": self.ra_number,
+            "refund_id": refund.id,
+            "refund_status": if failed { "failed" } else { "pending" },
+        });
+        if failed {
+            ApiError::Unfinished {
+                code: "REFUND_FAILED".into(),
+                message: format!(
+                    "the return was recorded but Stripe refused the refund: {}",
+                    cause.trim()
+                ),
+                details,
+                cause: cause.into(),
+            }
+        } else {
+            ApiError::Unfinished {
+                code: "REFUND_PENDING".into(),
+                message: "the return was recorded but the refund could not be completed yet; \
+                          repeat the request with the same Idempotency-Key to finish it"
+                    .into(),
+                details,
+                cause: cause.into(),
+            }
+        }
+    }
+}
+
+/// The refund to ask Stripe for.
+pub fn stripe_refund(p: &Processed, refund: &RefundState) -> Result<RefundRequest> {
+    Ok(RefundRequest {
+        payment_intent: refund.payment_intent.clone(),
+        amount: minor_units(refund.amount).ok_or_else(|| {
+            ApiError::Internal(format!(
+                "refund amount {} is not whole cents",
+                refund.amount
+            ))
+        })?,
+        reason: "requested_by_customer",
+        metadata: vec![
+            ("refund_id".into(), refund.id.clone()),
+            ("return_id".into(), p.return_id.clone()),
+            ("ra_number".into(), p.ra_number.clone()),
+        ],
+    })
+}
+
+/// The Stripe idempotency key of a refund: the same on every attempt.
+pub fn refund_key(refund: &RefundState) -> String {
+    format!("refund_{}", refund.id)
+}
+
+/// What a request needs besides its input.
+pub struct Ctx<'a> {
+    pub rest: &'a PostgrestClient,
+    pub caller: &'a Caller,
+    pub idempotency_key: Option<String>,
+    pub stripe: Option<&'a Stripe>,
+    /// Records Stripe's answers; members may not.
+    pub service_role_key: Option<&'a str>,
+    pub clock: &'a dyn Clock,
+}
+
+/// A finished request: its response and how many notifications it queued.
+pub struct Done {
+    pub response: Response,
+    pub notifications_queued: u64,
+}
+
+pub async fn run(input: &ReturnInput, ctx: &Ctx<'_>) -> Result<Done> {
+    if input.return_method == "refund" && ctx.idempotency_key.is_none() {
+        return Err(ApiError::field(
+            "Idempotency-Key",
+            "is required for refunds, so that a refund Stripe did not complete can be finished by repeating the request",
+        ));
+    }
+    let args = rpc_args(input, ctx.idempotency_key.as_deref());
+    let p = Processed::from_rpc(
+        &ctx.rest
+            .rpc("process_return", &args, &ctx.caller.token)
+            .await?,
+    )?;
+    let done = |p: &Processed| Done {
+        response: p.response(),
+        notifications_queued: p.notifications_queued,
+    };
+    let Some(refund) = p.refund.clone() else {
+        return Ok(done(&p));
+    };
+    if refund.has_failed() {
+        let cause = refund.last_error.clone().unwrap_or_default();
+        return Err(p.refund_error(&refund, true, &cause));
+    }
+    if !refund.needs_submitting() {
+        return Ok(done(&p));
+    }
+
+    let service_key = ctx
+        .service_role_key
+        .ok_or_else(|| ApiError::Internal("SUPABASE_SERVICE_ROLE_KEY is not set".into()))?;
+    let outcome = match ctx.stripe {
+        Some(stripe) => {
+            stripe
+                .create_refund(
+                    &stripe_refund(&p, &refund)?,
+                    &refund_key(&refund),
+                    ctx.clock,
+                )
+                .await
+        }
+        None => Err(shared::providers::SendError::transient(
+            "STRIPE_SECRET_KEY is not set",
+        )),
+    };
+    let record = match &outcome {
+        Ok(r) => {
+            json!({ "refund_id": refund.id, "stripe_refund_id": r.id, "stripe_status": r.status })
+        }
+        Err(e) => {
+            json!({ "refund_id": refund.id, "error": e.reason(), "permanent": e.is_permanent() })
+        }
+    };
+    // If this fails, Stripe has the refund but we have not recorded it: the
+    // retry sends the same key, Stripe answers with the same refund, and it is
+    // recorded then.
+    let recorded = ctx
+        .rest
+        .rpc("record_refund_outcome", &record, service_key)
+        .await
+        .map_err(|e| p.refund_error(&refund, false, &format!("recording: {}", e.code())))?;
+    let now = RefundState::from_json(&recorded)
+        .ok_or_else(|| ApiError::Internal(format!("record_refund_outcome returned {recorded}")))?;
+    match outcome {
+        Ok(_) if now.has_failed() => Err(p.refund_error(
+            &refund,
+            true,
+            &format!("Stripe reports the refund {}", now.status),
+        )),
+        Ok(_) => Ok(done(&p)),
+        Err(e) => Err(p.refund_error(&refund, e.is_permanent(), e.reason())),
+    }
+}
+
+/// The whole request: method, auth, body, validation, then [`run`].
+pub async fn handler(
+    req: Request,
+    config: &'static Config,
+    now: i64,
+    clock: &dyn Clock,
+) -> Result<Done> {
+    req.require_method("POST")?;
+    let caller = authenticate(&req, &config.jwt, now)?;
+    let idempotency_key = req.idempotency_key()?;
+    let input = validate(&req.json_object()?)?;
+    let ctx = Ctx {
+        rest: &config.rest,
+        caller: &caller,
+        idempotency_key,
+        stripe: config.providers.stripe.as_ref(),
+        service_role_key: config.service_role_key.as_deref(),
+        clock,
+    };
+    run(&input, &ctx).await
+}
+
+#[cfg(target_arch = "wasm32")]
+mod wasm {
+    use super::*;
+
+    async fn entry(req: Request, config: &'static Config) -> Result<Response> {
+        let done = handler(
+            req,
+            config,
+            shared::runtime::now(),
+            &shared::runtime::JsClock,
+        )
+        .await?;
+        if done.notifications_queued > 0 {
+            shared::runtime::deliver_outbox_soon(config);
+        }
+        Ok(done.response)
+    }
+
+    shared::export_function!(entry);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::serde_json;
+
+    const O: &str = "11111111-1111-4111-8111-111111111111";
+    const I: &str = "22222222-2222-4222-8222-222222222222";
+    const J: &str = "33333333-3333-4333-8333-333333333333";
+
+    fn body(text: &str) -> Value {
+        serde_json::from_str(text).unwrap()
+    }
+
+    fn details(text: &str) -> Value {
+        validate(&body(text)).unwrap_err().details()
+    }
+
+    #[test]
+    fn a_valid_return_becomes_typed_input() {
+        let input = validate(&body(&format!(
+            r#"{{"order_id":"{O}","return_method":"credit","items":[
+               {{"order_item_id":"{I}","quantity":1.5,"reason":" damaged "}},
+               {{"order_item_id":"{J}","quantity":2,"reason":"wrong size"}}]}}"#
+        )))
+        .unwrap();
+        assert_eq!(input.return_method, "credit");
+        assert_eq!(input.items[0].quantity.to_string(), "1.5");
+        assert_eq!(input.items[0].reason, "damaged");
+        let args = rpc_args(&input, Some("k"));
+        assert_eq!(args["idempotency_key"], "k");
+        assert_eq!(
+            args["payload"]["items"][0].to_string(),
+            format!(r#"{{"order_item_id":"{I}","quantity":1.5,"reason":"damaged"}}"#)
+        );
+        assert!(rpc_args(&input, None).get("idempotency_key").is_none());
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let d = details(&format!(
+            r#"{{"order_id":"x","return_method":"gift","refund":true,"items":[
+               {{"order_item_id":"{I}","quantity":0,"reason":"r"}},
+               {{"order_item_id":"{J}","quantity":1.001,"reason":"   "}},
+               {{"order_item_id":"{J}","quantity":1,"reason":"{}"}},
+               {{"order_item_id":"{I}","quantity":1,"reason":"again","note":1}}]}}"#,
+            "r".repeat(501)
+        ));
+        for (path, msg) in [
+            ("order_id", "must be a UUID string"),
+            ("return_method", "must be one of: refund, exchange, credit"),
+            ("refund", "unknown field"),
+            ("items[0].quantity", "must be greater than 0"),
+            ("items[1].quantity", "must have at most 2 decimal places"),
+            ("items[1].reason", "must be a non-empty string"),
+            ("items[2].reason", "must be at most 500 characters"),
+            ("items[3].note", "unknown field"),
+        ] {
+            assert_eq!(d[path], msg, "{path}");
+        }
+        let d = details(&format!(
+            r#"{{"order_id":"{O}","return_method":"refund","items":[
+               {{"order_item_id":"{I}","quantity":1,"reason":"a"}},{{"order_item_id":"{I}","quantity":1,"reason":"b"}}]}}"#
+        ));
+        assert_eq!(
+            d["items[1].order_item_id"],
+            "repeats items[0]; combine them into one line"
+        );
+        let d = details("{}");
+        for k in ["order_id", "items", "return_method"] {
+            assert_eq!(d[k], "is required", "{k}");
+        }
+    }
+
+    fn processed(refund: &str) -> Processed {
+        Processed::from_rpc(&body(&format!(
+            r#"{{"return_id":"r1","ra_number":"RA-2026-000001","refund":{refund},"notifications_queued":1}}"#
+        )))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_rpc_result_and_the_refund_state() {
+        let p = processed("null");
+        assert_eq!(p.refund, None);
+        assert_eq!(p.notifications_queued, 1);
+        assert_eq!(
+            p.response().body,
+            r#"{"ra_number":"RA-2026-000001","return_id":"r1","success":true}"#
+        );
+        let p = processed(
+            r#"{"id":"f1","amount":12.50,"payment_intent":"pi_1","status":"pending","stripe_refund_id":null}"#,
+        );
+        let refund = p.refund.clone().unwrap();
+        assert!(refund.needs_submitting() && !refund.has_failed());
+        let request = stripe_refund(&p, &refund).unwrap();
+        assert_eq!(request.amount, 1250);
+        assert_eq!(request.payment_intent, "pi_1");
+        assert_eq!(refund_key(&refund), "refund_f1");
+        let done = RefundState::from_json(&body(
+            r#"{"id":"f1","amount":12.5,"payment_intent":"pi_1","status":"succeeded","stripe_refund_id":"re_1"}"#,
+        ))
+        .unwrap();
+        assert!(!done.needs_submitting());
+        assert!(Processed::from_rpc(&body(r#"{"return_id":"r"}"#)).is_err());
+        assert!(Processed::from_rpc(&body(
+            r#"{"return_id":"r","ra_number":"n","refund":{"id":"f"}}"#
+        ))
+        .is_err());
+    }
+
+    #[test]
+    fn refund_errors_name_the_return_and_the_refund() {
+        let p = processed(
+            r#"{"id":"f1","amount":1,"payment_intent":"pi_1","status":"pending","stripe_refund_id":null}"#,
+        );
+        let refund = p.refund.clone().unwrap();
+        let pending = p.refund_error(&refund, false, "stripe 500 api_error: boom");
+        assert_eq!((pending.status(), pending.code()), (502, "REFUND_PENDING"));
+        assert_eq!(pending.details()["refund_id"], "f1");
+        assert_eq!(pending.details()["ra_number"], "RA-2026-000001");
+        assert_eq!(pending.log_cause(), Some("stripe 500 api_error: boom"));
+        let failed = p.refund_error(
+            &refund,
+            true,
+            "stripe 400 invalid_request_error/amount_too_large: too much",
+        );
+        assert_eq!(failed.code(), "REFUND_FAILED");
+        assert!(failed.message().ends_with("amount_too_large: too much"));
+        assert_eq!(failed.details()["refund_status"], "failed");
+    }
+}
