@@ -27,6 +27,7 @@ pub fn render(template: &str, channel: &str, payload: &Value) -> Result<Message,
         ("order_confirmation", "email") => Ok(Message::Email(order_confirmation_email(payload)?)),
         ("order_confirmation", "sms") => Ok(Message::Sms(order_confirmation_sms(payload)?)),
         ("purchase_order", "email") => Ok(Message::Email(purchase_order_email(payload)?)),
+        ("return_confirmation", "email") => Ok(Message::Email(return_confirmation_email(payload)?)),
         _ => Err(format!("no template {template:?} for channel {channel:?}")),
     }
 }
@@ -156,6 +157,71 @@ fn order_confirmation_sms(p: &Value) -> Result<String, String> {
 }
 
 /// `"Name" <address>`, with the characters that would break the header removed.
+/// The client's confirmation of a return: what came back, and what happens
+/// next for the chosen method.
+fn return_confirmation_email(p: &Value) -> Result<EmailMessage, String> {
+    let business = text(p, "business_name")?;
+    let ra = text(p, "ra_number")?;
+    let order = text(p, "order_number")?;
+    let method = text(p, "return_method")?;
+    let client = p.get("client_name").and_then(Value::as_str).unwrap_or("");
+    let value = money(&p["amount"]);
+    let items = p
+        .get("items")
+        .and_then(Value::as_array)
+        .ok_or("the payload has no items")?;
+    let next = match method {
+        "refund" => format!("A refund of {value} is on its way to your original payment method."),
+        "credit" => format!("{value} has been credited to your account."),
+        "exchange" => match p.get("exchange_order_number").and_then(Value::as_str) {
+            Some(n) => format!("Your replacement is order {n}."),
+            None => "Your replacement order is being prepared.".into(),
+        },
+        other => return Err(format!("unknown return method {other:?}")),
+    };
+    let mut lines = String::new();
+    let mut rows = String::new();
+    for item in items {
+        let name = item.get("name").and_then(Value::as_str).unwrap_or("");
+        let sku = item.get("sku").and_then(Value::as_str).unwrap_or("");
+        let reason = item.get("reason").and_then(Value::as_str).unwrap_or("");
+        let qty = quantity(&item["quantity"]);
+        lines.push_str(&format!("  {qty} x {name} [{sku}]: {reason}\n"));
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td align=\"right\">{qty}</td><td>{}</td></tr>",
+            escape_html(name),
+            escape_html(sku),
+            escape_html(reason)
+        ));
+    }
+    let greeting = if client.is_empty() {
+        "Hello,".to_owned()
+    } else {
+        format!("Hello {client},")
+    };
+    let text_body = format!(
+        "{greeting}\n\n{business} has processed return {ra} for order {order}.\n\n{lines}\n{next}\n\n{business}\n"
+    );
+    let html = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif\">\
+         <p>{greeting}</p><p>{business} has processed return <strong>{ra}</strong> for order {order}.</p>\
+         <table cellpadding=\"4\" style=\"border-collapse:collapse\">\
+         <tr><th align=\"left\">Item</th><th align=\"left\">SKU</th><th>Qty</th><th align=\"left\">Reason</th></tr>\
+         {rows}</table><p>{next}</p><p>{business}</p></body></html>",
+        greeting = escape_html(&greeting),
+        business = escape_html(business),
+        ra = escape_html(ra),
+        order = escape_html(order),
+        next = escape_html(&next),
+    );
+    Ok(EmailMessage {
+        subject: format!("Return {ra} for order {order}"),
+        html,
+        text: text_body,
+        sender_name: business.to_owned(),
+    })
+}
+
 /// The purchase order to the supplier, with the signed link to its PDF.
 fn purchase_order_email(p: &Value) -> Result<EmailMessage, String> {
     let business = text(p, "business_name")?;
@@ -338,5 +404,43 @@ mod tests {
             render("purchase_order", "email", &no_link).unwrap_err(),
             "the payload has no pdf_url"
         );
+    }
+
+    #[test]
+    fn return_confirmation_says_what_happens_next() {
+        let p: Value = serde_json::from_str(
+            r#"{"ra_number":"RA-2026-000002","order_number":"WO-2026-000009","business_name":"Acme",
+                "client_name":"Corner Café","return_method":"refund","amount":37.00,
+                "items":[{"name":"Oat <Milk>","sku":"OAT","quantity":2.00,"reason":"dented"}]}"#,
+        )
+        .unwrap();
+        let Message::Email(m) = render("return_confirmation", "email", &p).unwrap() else {
+            panic!("not an email");
+        };
+        assert_eq!(m.subject, "Return RA-2026-000002 for order WO-2026-000009");
+        assert!(
+            m.text.contains("2 x Oat <Milk> [OAT]: dented"),
+            "{}",
+            m.text
+        );
+        assert!(
+            m.text.contains("A refund of 37.00 is on its way"),
+            "{}",
+            m.text
+        );
+        assert!(m.html.contains("Oat &lt;Milk&gt;"));
+        let mut exchange = p.clone();
+        exchange["return_method"] = "exchange".into();
+        exchange["exchange_order_number"] = "WO-2026-000010".into();
+        let Message::Email(m) = render("return_confirmation", "email", &exchange).unwrap() else {
+            panic!("not an email");
+        };
+        assert!(m.text.contains("Your replacement is order WO-2026-000010."));
+        let mut credit = p.clone();
+        credit["return_method"] = "credit".into();
+        let Message::Email(m) = render("return_confirmation", "email", &credit).unwrap() else {
+            panic!("not an email");
+        };
+        assert!(m.text.contains("37.00 has been credited to your account."));
     }
 }

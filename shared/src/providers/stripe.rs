@@ -215,7 +215,10 @@ mod tests {
     fn amounts_become_exact_cents() {
         assert_eq!(minor_units(Decimal::new(1250, 2)), Some(1250));
         assert_eq!(minor_units(Decimal::new(3, 0)), Some(300));
-        assert_eq!(minor_units(Decimal::new(9_999_999_999, 2)), Some(9_999_999_999));
+        assert_eq!(
+            minor_units(Decimal::new(9_999_999_999, 2)),
+            Some(9_999_999_999)
+        );
         assert_eq!(minor_units(Decimal::new(1, 3)), None);
     }
 

@@ -10,13 +10,21 @@ select public.create_wholesale_order(
   tests.order_payload(quantity => 8, terms => 'net_30', method => 'delivery'), 'rls-key');
 select public.create_purchase_order(tests.po_payload());
 select tests.act_as_owner();
+update public.wholesale_orders set stripe_payment_intent_id = 'pi_rls';
+select tests.act_as('0a000000-0000-4000-8000-000000000001');
+select public.process_return(jsonb_build_object(
+  'order_id', (select id from public.wholesale_orders limit 1), 'return_method', 'refund',
+  'items', jsonb_build_array(jsonb_build_object(
+    'order_item_id', (select id from public.wholesale_order_items limit 1), 'quantity', 1, 'reason', 'rls'))),
+  'rls-return');
+select tests.act_as_owner();
 
 create temp table readable (t text) on commit drop;
 insert into readable values ('tenant_users'), ('products'), ('warehouses'), ('wholesale_inventory'),
   ('wholesale_clients'), ('wholesale_orders'), ('wholesale_order_items'),
   ('wholesale_order_allocations'), ('deliveries'), ('inventory_alerts'),
   ('notification_outbox'), ('audit_log'), ('suppliers'), ('purchase_orders'),
-  ('purchase_order_items');
+  ('purchase_order_items'), ('return_authorizations'), ('return_items'), ('refunds');
 grant select on readable to authenticated, anon;
 
 select ok(c.relrowsecurity, format('RLS is enabled on %s', c.relname))
@@ -69,7 +77,7 @@ select throws_ok(
   '42501', null, 'a member of B cannot move a row into A');
 select tests.act_as_owner();
 select is((select sum(quantity) from public.wholesale_inventory where tenant_id = '1a000000-0000-4000-8000-000000000001'),
-  102.00, 'B''s update left A''s stock alone');
+  103.00, 'B''s update left A''s stock alone (102 after the order, plus the returned 1)');
 select is(tests.count_of_tenant('wholesale_clients', '1a000000-0000-4000-8000-000000000001'), 2::bigint,
   'B''s delete left A''s clients alone');
 

@@ -8,7 +8,8 @@ from (values ('tenants'), ('tenant_users'), ('products'), ('warehouses'), ('whol
   ('wholesale_clients'), ('wholesale_orders'), ('wholesale_order_items'),
   ('wholesale_order_allocations'), ('deliveries'), ('inventory_alerts'), ('idempotency_keys'),
   ('notification_outbox'), ('audit_log'), ('document_counters'), ('rate_limit_policies'),
-  ('rate_limit_buckets'), ('suppliers'), ('purchase_orders'), ('purchase_order_items')) v(t);
+  ('rate_limit_buckets'), ('suppliers'), ('purchase_orders'), ('purchase_order_items'),
+  ('return_authorizations'), ('return_items'), ('refunds')) v(t);
 
 select table_privs_are('public', t, 'authenticated', privs,
   format('authenticated may %s on %s', array_to_string(privs, ', '), t))
@@ -32,7 +33,10 @@ from (values
   ('rate_limit_buckets', array[]::text[]),
   ('suppliers', array['SELECT', 'INSERT', 'UPDATE', 'DELETE']),
   ('purchase_orders', array['SELECT']),
-  ('purchase_order_items', array['SELECT'])) v(t, privs);
+  ('purchase_order_items', array['SELECT']),
+  ('return_authorizations', array['SELECT']),
+  ('return_items', array['SELECT']),
+  ('refunds', array['SELECT'])) v(t, privs);
 
 select column_privs_are('public', 'purchase_orders', 'status', 'authenticated', array['SELECT', 'UPDATE'],
   'members may update a PO''s status');
@@ -44,7 +48,10 @@ select function_privs_are('public', 'create_wholesale_order', array['jsonb', 'te
 select function_privs_are('public', 'create_wholesale_order', array['jsonb', 'text'], 'authenticated', array['EXECUTE'],
   'authenticated can call create_wholesale_order');
 select function_privs_are('public', f, array['jsonb', 'text'], 'anon', array[]::text[], format('anon cannot call %s', f))
-from (values ('create_purchase_order')) v(f);
+from (values ('create_purchase_order'), ('process_return')) v(f);
+select function_privs_are('public', 'record_refund_outcome', array['uuid', 'text', 'text', 'text', 'boolean'], r, privs,
+  format('%s may %s record_refund_outcome', r, coalesce(array_to_string(privs, ''), 'not call')))
+from (values ('anon', array[]::text[]), ('authenticated', array[]::text[]), ('service_role', array['EXECUTE'])) v(r, privs);
 select function_privs_are('public', 'attach_purchase_order_pdf', array['uuid', 'text'], 'anon', array[]::text[],
   'anon cannot call attach_purchase_order_pdf');
 select function_privs_are('public', 'purge_expired_idempotency_keys', array[]::text[], 'authenticated', array[]::text[],
