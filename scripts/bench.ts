@@ -1,5 +1,12 @@
 // The measurements behind scripts/bench. Prints a table and the ratios.
-import { env, makeTenant, order, sql, url } from "../tests/_stack.ts";
+import {
+  env,
+  makeSupplier,
+  makeTenant,
+  order,
+  sql,
+  url,
+} from "../tests/_stack.ts";
 
 const restUrl = `http://127.0.0.1:${Deno.env.get("REST_PORT")}`;
 const CONCURRENCY = 8;
@@ -255,6 +262,61 @@ console.log(
 console.log(
   `  ratio: ${(dispatchRate / directRate).toFixed(3)}   (target ≥ 0.7)`,
 );
+
+// create-purchase-order: the whole request (RPC, PDF, upload, signed URL,
+// attach) and, from its Server-Timing header, the PDF's rendering time alone.
+const poTenant = await makeTenant({ products: 200, stock: 0 });
+await sql`insert into public.rate_limit_policies (tenant_id, function_name, max_requests, window_seconds)
+  values (${poTenant.id}, 'create-purchase-order', 1000000, 60)`;
+const supplier = await makeSupplier(poTenant, null);
+const due = new Date(Date.now() + 7 * 86_400_000).toISOString().slice(0, 10);
+const poBody = (lines: number) =>
+  JSON.stringify({
+    supplier_id: supplier,
+    expected_delivery_date: due,
+    items: poTenant.products.slice(0, lines).map((product_id, i) => ({
+      product_id,
+      quantity: i + 1,
+      unit_price: 4.25,
+    })),
+  });
+async function purchaseOrders(lines: number, count: number) {
+  const total: number[] = [];
+  const pdf: number[] = [];
+  let bytes = 0;
+  for (let i = 0; i < count; i++) {
+    const t0 = performance.now();
+    const res = await fetch(`${url}/functions/v1/create-purchase-order`, {
+      method: "POST",
+      headers: { ...headers, authorization: `Bearer ${poTenant.token}` },
+      body: poBody(lines),
+    });
+    const body = await res.json();
+    total.push(performance.now() - t0);
+    if (res.status !== 201) throw new Error(JSON.stringify(body));
+    pdf.push(
+      Number(res.headers.get("server-timing")!.match(/dur=([\d.]+)/)![1]),
+    );
+    if (i === 0) {
+      const file = await fetch(body.pdf_url);
+      bytes = (await file.arrayBuffer()).byteLength;
+    }
+  }
+  return { total: median(total), pdf: median(pdf), bytes };
+}
+await purchaseOrders(10, 10);
+console.log("\ncreate-purchase-order, sequential, median of each");
+console.log("lines   request ms   PDF render ms   PDF share   PDF bytes");
+for (const [lines, count] of [[10, 50], [200, 20]]) {
+  const r = await purchaseOrders(lines, count);
+  console.log(
+    `${String(lines).padStart(5)} ${f(r.total).padStart(12)} ${
+      f(r.pdf).padStart(15)
+    } ${(r.pdf / r.total).toFixed(3).padStart(11)} ${
+      String(r.bytes).padStart(11)
+    }`,
+  );
+}
 
 console.log("\nwasm size per function (after wasm-opt)");
 for (
