@@ -12,6 +12,7 @@ import {
   order,
   sql,
   type Tenant,
+  url,
 } from "./_stack.ts";
 
 const FN = "process-return";
@@ -284,6 +285,55 @@ Deno.test("a refund Stripe cannot take stays pending, and the same request finis
   assert.equal(ras.n, 1);
 });
 
+Deno.test("a pending refund nobody retries is finished by the dispatcher, once", async () => {
+  const t = await makeTenant();
+  const { orderId, lines } = await placeOrder(t, [
+    { product: 0, quantity: 3, unit_price: 7 },
+  ]);
+  const pi = await payByCard(orderId);
+  const body = ret(orderId, [[lines[0], 3]], "refund");
+  const key = { "Idempotency-Key": `abandoned-${orderId}` };
+  await faults({ provider: "stripe", mode: "500", count: 20 });
+  let first;
+  try {
+    first = await invoke(t.db, FN, body, key);
+  } finally {
+    await faults({ provider: "stripe", mode: "500", count: 0 });
+  }
+  assert.equal(first.body.error.code, "REFUND_PENDING");
+  const { refund_id, return_id } = first.body.error.details;
+  // The caller gives up. Two minutes later the refund's outbox row is due.
+  const [row] =
+    await sql`update public.notification_outbox set next_attempt_at = now()
+    where payload ->> 'refund_id' = ${refund_id} returning id::text, status`;
+  assert.equal(row.status, "pending");
+  const res = await fetch(`${url}/functions/v1/dispatch-notifications`, {
+    method: "POST",
+    headers: { "x-dispatch-secret": env.DISPATCH_SECRET },
+    body: "{}",
+  });
+  assert.equal(res.status, 200, await res.text());
+  const refunds = await stripeRefunds(pi);
+  assert.equal(refunds.length, 1);
+  assert.equal(refunds[0].amount, 2100);
+  assert.equal(refunds[0].metadata.return_id, return_id);
+  const [done] =
+    await sql`select r.status, r.stripe_refund_id, a.status as ra, o.status as outbox
+    from public.refunds r join public.return_authorizations a on a.id = r.ra_id
+    join public.notification_outbox o on o.id = ${row.id}
+    where r.id = ${refund_id}`;
+  assert.deepEqual(done, {
+    status: "succeeded",
+    stripe_refund_id: refunds[0].id,
+    ra: "completed",
+    outbox: "sent",
+  });
+  // The caller's late retry now just replays; Stripe still has one refund.
+  const late = await invoke(t.db, FN, body, key);
+  assert.equal(late.status, 201);
+  assert.equal((await stripeRefunds(pi)).length, 1);
+});
+
 Deno.test("Stripe refusing a refund fails it with Stripe's reason, once", async () => {
   const t = await makeTenant();
   const { orderId, lines } = await placeOrder(t, [
@@ -316,6 +366,15 @@ Deno.test("Stripe refusing a refund fails it with Stripe's reason, once", async 
     from public.refunds r join public.return_authorizations a on a.id = r.ra_id
     where a.order_id = ${orderId}`;
   assert.deepEqual(row, { status: "failed", attempts: 1, ra: "refund_failed" });
+  const [outbox] = await sql`select o.status from public.notification_outbox o
+    join public.refunds r on o.payload ->> 'refund_id' = r.id::text
+    join public.return_authorizations a on a.id = r.ra_id
+    where a.order_id = ${orderId}`;
+  assert.equal(
+    outbox.status,
+    "dead",
+    "a refused refund is not retried from the outbox",
+  );
 });
 
 Deno.test("refunds need a card payment and an Idempotency-Key", async () => {

@@ -6,7 +6,8 @@
 //! - JWT verification ([`JwtVerifier`]) and the caller ([`authenticate`]);
 //! - the PostgREST RPC client ([`PostgrestClient`]);
 //! - the Storage API client ([`StorageClient`]);
-//! - provider clients (Resend, Twilio, Klaviyo, Slack) with retries ([`providers`]);
+//! - provider clients (Resend, Twilio, Klaviyo, Slack, Stripe) with retries ([`providers`]);
+//! - submitting recorded refunds to Stripe ([`refunds`]);
 //! - on wasm32, the loader contract ([`export_function!`]).
 
 mod auth;
@@ -16,6 +17,7 @@ mod http;
 mod jwt;
 mod postgrest;
 pub mod providers;
+pub mod refunds;
 mod storage;
 mod validate;
 

@@ -101,6 +101,13 @@ create table if not exists public.refunds (
 );
 create index if not exists refunds_pending_idx on public.refunds (created_at) where status = 'pending';
 
+-- A refund still pending after its request is retried from the outbox, like a
+-- message: channel 'stripe', template 'refund', delivered by the dispatcher
+-- with the same Stripe idempotency key. See process_return.
+alter table public.notification_outbox drop constraint if exists notification_outbox_channel_check;
+alter table public.notification_outbox add constraint notification_outbox_channel_check
+  check (channel in ('email', 'sms', 'stripe'));
+
 select private.isolate_by_tenant('public.return_authorizations', 'return authorizations');
 select private.isolate_by_tenant('public.return_items', 'return items');
 select private.isolate_by_tenant('public.refunds', 'refunds');
@@ -453,7 +460,9 @@ revoke all on function private.refund_json(uuid) from public;
  * (RA-YYYY-NNNNNN); insert it and its lines; update the order's returned
  * totals; then by method:
  *   refund   — insert a pending refund for the returned value, against the
- *              order's Stripe payment (the edge function submits it);
+ *              order's Stripe payment (the edge function submits it), and an
+ *              outbox row (channel 'stripe') due in two minutes, from which
+ *              the dispatcher submits it if it is still pending then;
  *   credit   — lower the client's current_balance by the returned value;
  *   exchange — place a replacement order for the same products and
  *              quantities at the same prices, through place_wholesale_order;
@@ -638,6 +647,13 @@ begin
     insert into public.refunds (tenant_id, ra_id, order_id, amount, payment_intent)
     values (tenant, ra, the_order.id, value, the_order.stripe_payment_intent_id)
     returning id into refund;
+    -- The safety net: if the function cannot submit the refund now and the
+    -- caller never repeats the request, the dispatcher submits it from here.
+    -- Not due for two minutes, so it does not race the function's own attempt.
+    insert into public.notification_outbox (tenant_id, channel, template, recipient, payload, next_attempt_at)
+    values (tenant, 'stripe', 'refund', the_order.stripe_payment_intent_id,
+      jsonb_build_object('refund_id', refund, 'return_id', ra, 'ra_number', new_number),
+      now() + interval '2 minutes');
   elsif method = 'credit' then
     update public.wholesale_clients c set current_balance = c.current_balance - value
     where c.id = the_client.id;
@@ -708,7 +724,8 @@ grant execute on function public.process_return(jsonb, text) to authenticated, s
  * says failed or canceled. Without one: a transient error counts an attempt
  * and keeps the refund pending; a permanent one fails the refund and marks
  * the return refund_failed. A refund Stripe already accepted is never moved
- * back by a later error. Returns the refund (refund_json). Raises CEN04.
+ * back by a later error. The refund's pending outbox row becomes sent (or
+ * dead, for a permanent error). Returns the refund (refund_json). Raises CEN04.
  */
 create or replace function public.record_refund_outcome(
   refund_id uuid,
@@ -747,6 +764,12 @@ begin
     set status = case when mapped in ('failed', 'canceled') then 'refund_failed' else 'completed' end,
         completed_at = case when mapped in ('failed', 'canceled') then null else now() end
     where a.id = r.ra_id;
+    -- Its outbox row has nothing left to do (unless a dispatcher holds it,
+    -- which then records the same refund itself).
+    update public.notification_outbox o
+    set status = 'sent', sent_at = now(), provider_message_id = record_refund_outcome.stripe_refund_id,
+        last_error = null
+    where o.channel = 'stripe' and o.status = 'pending' and o.payload ->> 'refund_id' = r.id::text;
   elsif r.stripe_refund_id is null then
     update public.refunds f
     set attempts = f.attempts + 1, last_error = left(error, 1000), updated_at = now(),
@@ -754,6 +777,9 @@ begin
     where f.id = r.id;
     if permanent then
       update public.return_authorizations a set status = 'refund_failed' where a.id = r.ra_id;
+      update public.notification_outbox o
+      set status = 'dead', last_error = left(error, 1000)
+      where o.channel = 'stripe' and o.status = 'pending' and o.payload ->> 'refund_id' = r.id::text;
     end if;
   end if;
   insert into public.audit_log (tenant_id, actor_id, action, entity_type, entity_id, details)
@@ -766,3 +792,20 @@ end
 $$;
 revoke all on function public.record_refund_outcome(uuid, text, text, text, boolean) from public, anon, authenticated;
 grant execute on function public.record_refund_outcome(uuid, text, text, text, boolean) to service_role;
+
+/*
+ * public.refund_state(refund_id): a refund's current state (refund_json), for
+ * the dispatcher deciding whether a refund's outbox row still needs Stripe.
+ * Service role only. Null when there is no such refund.
+ */
+create or replace function public.refund_state(refund_id uuid)
+returns jsonb
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select private.refund_json(refund_id)
+$$;
+revoke all on function public.refund_state(uuid) from public, anon, authenticated;
+grant execute on function public.refund_state(uuid) to service_role;

@@ -8,6 +8,10 @@
 //! [`TIME_BUDGET_SECS`] have passed. It is called every minute by pg_cron and
 //! right after a function writes outbox rows.
 //!
+//! Rows on the `stripe` channel are refunds process-return could not complete
+//! at once; they are submitted to Stripe with the refund's own idempotency key
+//! ([`deliver_refund`]).
+//!
 //! Request (`POST /functions/v1/dispatch-notifications`, `Authorization: Bearer <service role key>`
 //! or `x-dispatch-secret: <secret>`), body optional:
 //! ```json
@@ -23,6 +27,7 @@ pub mod templates;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use shared::providers::{resend::Email, Clock, SendError};
+use shared::refunds::{submit, RefundState};
 use shared::serde_json::{json, Value};
 use shared::utc_day;
 use shared::{ApiError, Config, DecimalRule, Request, Response, Result, Validator};
@@ -134,6 +139,9 @@ pub async fn deliver(
     config: &Config,
     clock: &dyn Clock,
 ) -> std::result::Result<String, SendError> {
+    if n.channel == "stripe" {
+        return deliver_refund(n, config, clock).await;
+    }
     let message = render(&n.template, &n.channel, &n.payload).map_err(SendError::permanent)?;
     match message {
         Message::Email(m) => {
@@ -179,6 +187,58 @@ pub async fn deliver(
             });
             twilio.send_sms(&to, &body, since.as_deref(), clock).await
         }
+    }
+}
+
+/// A refund process-return could not complete: submitted to Stripe with the
+/// refund's own idempotency key (so never twice), unless it has been
+/// completed or failed since. Stripe's refund id on success.
+pub async fn deliver_refund(
+    n: &Notification,
+    config: &Config,
+    clock: &dyn Clock,
+) -> std::result::Result<String, SendError> {
+    let text = |k: &str| n.payload.get(k).and_then(Value::as_str).unwrap_or("");
+    let refund_id = text("refund_id");
+    let key = config
+        .service_role_key
+        .as_deref()
+        .ok_or_else(|| SendError::transient("SUPABASE_SERVICE_ROLE_KEY is not set"))?;
+    let state = config
+        .rest
+        .rpc("refund_state", &json!({ "refund_id": refund_id }), key)
+        .await
+        .map_err(|e| SendError::transient(format!("reading refund {refund_id}: {}", e.code())))?;
+    let state = RefundState::from_json(&state)
+        .ok_or_else(|| SendError::permanent(format!("no refund {refund_id}")))?;
+    if state.has_failed() {
+        return Err(SendError::permanent(format!(
+            "the refund is {}: {}",
+            state.status,
+            state.last_error.as_deref().unwrap_or("")
+        )));
+    }
+    if !state.needs_submitting() {
+        return Ok(state.stripe_refund_id.unwrap_or_default());
+    }
+    let submitted = submit(
+        &state,
+        text("return_id"),
+        text("ra_number"),
+        config.providers.stripe.as_ref(),
+        &config.rest,
+        key,
+        clock,
+    )
+    .await
+    .map_err(|e| SendError::transient(format!("recording refund {refund_id}: {}", e.code())))?;
+    match submitted.stripe {
+        Ok(_) if submitted.recorded.has_failed() => Err(SendError::permanent(format!(
+            "Stripe reports the refund {}",
+            submitted.recorded.status
+        ))),
+        Ok(r) => Ok(r.id),
+        Err(e) => Err(e),
     }
 }
 

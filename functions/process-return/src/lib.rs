@@ -30,12 +30,13 @@
 
 use std::collections::HashSet;
 
-use shared::providers::stripe::{minor_units, RefundRequest, Stripe};
+use shared::providers::stripe::Stripe;
 use shared::providers::Clock;
+use shared::refunds::{submit, RefundState};
 use shared::serde_json::{json, Number, Value};
 use shared::{
-    authenticate, parse_decimal, ApiError, Caller, Config, Decimal, DecimalRule, PostgrestClient,
-    Request, Response, Result, Uuid, Validator,
+    authenticate, ApiError, Caller, Config, Decimal, DecimalRule, PostgrestClient, Request,
+    Response, Result, Uuid, Validator,
 };
 
 pub const RETURN_METHODS: &[&str] = &["refund", "exchange", "credit"];
@@ -146,40 +147,6 @@ pub fn rpc_args(input: &ReturnInput, idempotency_key: Option<&str>) -> Value {
     args
 }
 
-/// A refund as process_return and record_refund_outcome report it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RefundState {
-    pub id: String,
-    pub amount: Decimal,
-    pub payment_intent: String,
-    pub status: String,
-    pub stripe_refund_id: Option<String>,
-    pub last_error: Option<String>,
-}
-
-impl RefundState {
-    pub fn from_json(v: &Value) -> Option<Self> {
-        let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-        Some(RefundState {
-            id: text("id")?,
-            amount: v.get("amount")?.as_number().and_then(parse_decimal)?,
-            payment_intent: text("payment_intent")?,
-            status: text("status")?,
-            stripe_refund_id: text("stripe_refund_id"),
-            last_error: text("last_error"),
-        })
-    }
-
-    /// Whether Stripe still has to be asked.
-    pub fn needs_submitting(&self) -> bool {
-        self.status == "pending" && self.stripe_refund_id.is_none()
-    }
-
-    pub fn has_failed(&self) -> bool {
-        matches!(self.status.as_str(), "failed" | "canceled")
-    }
-}
-
 /// What process_return returned.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Processed {
@@ -264,30 +231,6 @@ impl Processed {
     }
 }
 
-/// The refund to ask Stripe for.
-pub fn stripe_refund(p: &Processed, refund: &RefundState) -> Result<RefundRequest> {
-    Ok(RefundRequest {
-        payment_intent: refund.payment_intent.clone(),
-        amount: minor_units(refund.amount).ok_or_else(|| {
-            ApiError::Internal(format!(
-                "refund amount {} is not whole cents",
-                refund.amount
-            ))
-        })?,
-        reason: "requested_by_customer",
-        metadata: vec![
-            ("refund_id".into(), refund.id.clone()),
-            ("return_id".into(), p.return_id.clone()),
-            ("ra_number".into(), p.ra_number.clone()),
-        ],
-    })
-}
-
-/// The Stripe idempotency key of a refund: the same on every attempt.
-pub fn refund_key(refund: &RefundState) -> String {
-    format!("refund_{}", refund.id)
-}
-
 /// What a request needs besides its input.
 pub struct Ctx<'a> {
     pub rest: &'a PostgrestClient,
@@ -336,43 +279,25 @@ pub async fn run(input: &ReturnInput, ctx: &Ctx<'_>) -> Result<Done> {
     let service_key = ctx
         .service_role_key
         .ok_or_else(|| ApiError::Internal("SUPABASE_SERVICE_ROLE_KEY is not set".into()))?;
-    let outcome = match ctx.stripe {
-        Some(stripe) => {
-            stripe
-                .create_refund(
-                    &stripe_refund(&p, &refund)?,
-                    &refund_key(&refund),
-                    ctx.clock,
-                )
-                .await
-        }
-        None => Err(shared::providers::SendError::transient(
-            "STRIPE_SECRET_KEY is not set",
-        )),
-    };
-    let record = match &outcome {
-        Ok(r) => {
-            json!({ "refund_id": refund.id, "stripe_refund_id": r.id, "stripe_status": r.status })
-        }
-        Err(e) => {
-            json!({ "refund_id": refund.id, "error": e.reason(), "permanent": e.is_permanent() })
-        }
-    };
-    // If this fails, Stripe has the refund but we have not recorded it: the
+    // If recording fails, Stripe may have the refund without our knowing: the
     // retry sends the same key, Stripe answers with the same refund, and it is
-    // recorded then.
-    let recorded = ctx
-        .rest
-        .rpc("record_refund_outcome", &record, service_key)
-        .await
-        .map_err(|e| p.refund_error(&refund, false, &format!("recording: {}", e.code())))?;
-    let now = RefundState::from_json(&recorded)
-        .ok_or_else(|| ApiError::Internal(format!("record_refund_outcome returned {recorded}")))?;
-    match outcome {
-        Ok(_) if now.has_failed() => Err(p.refund_error(
+    // recorded then (or by the outbox's scheduled retry).
+    let submitted = submit(
+        &refund,
+        &p.return_id,
+        &p.ra_number,
+        ctx.stripe,
+        ctx.rest,
+        service_key,
+        ctx.clock,
+    )
+    .await
+    .map_err(|e| p.refund_error(&refund, false, &format!("recording: {}", e.code())))?;
+    match submitted.stripe {
+        Ok(_) if submitted.recorded.has_failed() => Err(p.refund_error(
             &refund,
             true,
-            &format!("Stripe reports the refund {}", now.status),
+            &format!("Stripe reports the refund {}", submitted.recorded.status),
         )),
         Ok(_) => Ok(done(&p)),
         Err(e) => Err(p.refund_error(&refund, e.is_permanent(), e.reason())),
@@ -515,16 +440,8 @@ mod tests {
             r#"{"id":"f1","amount":12.50,"payment_intent":"pi_1","status":"pending","stripe_refund_id":null}"#,
         );
         let refund = p.refund.clone().unwrap();
-        assert!(refund.needs_submitting() && !refund.has_failed());
-        let request = stripe_refund(&p, &refund).unwrap();
-        assert_eq!(request.amount, 1250);
-        assert_eq!(request.payment_intent, "pi_1");
-        assert_eq!(refund_key(&refund), "refund_f1");
-        let done = RefundState::from_json(&body(
-            r#"{"id":"f1","amount":12.5,"payment_intent":"pi_1","status":"succeeded","stripe_refund_id":"re_1"}"#,
-        ))
-        .unwrap();
-        assert!(!done.needs_submitting());
+        assert!(refund.needs_submitting());
+        assert_eq!(refund.amount.to_string(), "12.5");
         assert!(Processed::from_rpc(&body(r#"{"return_id":"r"}"#)).is_err());
         assert!(Processed::from_rpc(&body(
             r#"{"return_id":"r","ra_number":"n","refund":{"id":"f"}}"#

@@ -52,6 +52,9 @@ from (values ('create_purchase_order'), ('process_return')) v(f);
 select function_privs_are('public', 'record_refund_outcome', array['uuid', 'text', 'text', 'text', 'boolean'], r, privs,
   format('%s may %s record_refund_outcome', r, coalesce(array_to_string(privs, ''), 'not call')))
 from (values ('anon', array[]::text[]), ('authenticated', array[]::text[]), ('service_role', array['EXECUTE'])) v(r, privs);
+select function_privs_are('public', 'refund_state', array['uuid'], r, privs,
+  format('%s may %s refund_state', r, coalesce(array_to_string(privs, ''), 'not call')))
+from (values ('anon', array[]::text[]), ('authenticated', array[]::text[]), ('service_role', array['EXECUTE'])) v(r, privs);
 select function_privs_are('public', 'attach_purchase_order_pdf', array['uuid', 'text'], 'anon', array[]::text[],
   'anon cannot call attach_purchase_order_pdf');
 select function_privs_are('public', 'purge_expired_idempotency_keys', array[]::text[], 'authenticated', array[]::text[],

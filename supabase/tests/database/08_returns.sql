@@ -96,6 +96,9 @@ select is((select r -> 'refund' ->> 'payment_intent' from r2), 'pi_test', 'again
 select tests.act_as_owner();
 select is((select status from public.return_authorizations where id = (select (r ->> 'return_id')::uuid from r2)),
   'pending', 'the return waits for the refund');
+select is((select channel || ' ' || template || ' ' || status || ' ' || (next_attempt_at > now() + interval '1 minute')::text
+           from public.notification_outbox where payload ->> 'refund_id' = (select r -> 'refund' ->> 'id' from r2)),
+  'stripe refund pending true', 'a pending refund has an outbox row, due only after the function''s own attempt');
 
 set local role service_role;
 select is(public.record_refund_outcome((select (r -> 'refund' ->> 'id')::uuid from r2), null, null, 'stripe 500', false) ->> 'status',
@@ -105,6 +108,9 @@ select is(public.record_refund_outcome((select (r -> 'refund' ->> 'id')::uuid fr
 select is(public.record_refund_outcome((select (r -> 'refund' ->> 'id')::uuid from r2), null, null, 'late error', true) ->> 'status',
   'succeeded', 'a later error never moves an accepted refund back');
 reset role;
+select is((select status || ' ' || provider_message_id from public.notification_outbox
+           where payload ->> 'refund_id' = (select r -> 'refund' ->> 'id' from r2)),
+  'sent re_1', 'once Stripe has the refund, its outbox row has nothing left to do');
 select is((select status || ' ' || attempts || ' ' || stripe_refund_id from public.refunds where tenant_id = '1a000000-0000-4000-8000-000000000001'), 'succeeded 2 re_1',
   'status, attempts and the Stripe id');
 select is((select status from public.return_authorizations where id = (select (r ->> 'return_id')::uuid from r2)),
