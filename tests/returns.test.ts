@@ -469,6 +469,102 @@ Deno.test("another tenant's order or line is 404 and changes nothing", async () 
   );
 });
 
+Deno.test("one idempotency key: 10 parallel returns make one, another body gets 422", async () => {
+  const t = await makeTenant();
+  const { orderId, lines } = await placeOrder(t, [
+    { product: 0, quantity: 10, unit_price: 1 },
+  ]);
+  const body = ret(orderId, [[lines[0], 1]], "credit");
+  const results = await Promise.all(
+    Array.from(
+      { length: 10 },
+      () => invoke(t.db, FN, body, { "Idempotency-Key": "same-return" }),
+    ),
+  );
+  const ok = results.filter((r) => r.status === 201);
+  assert(ok.length >= 1);
+  for (const r of results.filter((r) => r.status !== 201)) {
+    assert.equal(r.status, 409);
+    assert.equal(r.body.error.code, "IDEMPOTENCY_KEY_IN_USE");
+  }
+  assert.equal(new Set(ok.map((r) => r.body.return_id)).size, 1);
+  const reused = await invoke(
+    t.db,
+    FN,
+    ret(orderId, [[lines[0], 2]], "credit"),
+    {
+      "Idempotency-Key": "same-return",
+    },
+  );
+  assert.equal(reused.status, 422);
+  assert.equal(reused.body.error.code, "IDEMPOTENCY_KEY_REUSED");
+  const [n] =
+    await sql`select count(*)::int as n, sum(refund_amount)::float8 as value
+    from public.return_authorizations where order_id = ${orderId}`;
+  assert.deepEqual(n, { n: 1, value: 1 });
+});
+
+Deno.test("orders, returns and exchanges in parallel on one product: no deadlock, every unit accounted for", async () => {
+  const t = await makeTenant({ warehouses: 2, products: 2, stock: 500 });
+  const placed = [];
+  for (let i = 0; i < 12; i++) {
+    placed.push(
+      await placeOrder(t, [
+        { product: 0, quantity: 30, unit_price: 1 },
+        { product: 1, quantity: 5, unit_price: 1 },
+      ]),
+    );
+  }
+  // Then, at once: 12 new orders crossing the two products, and a return of
+  // each old order (alternating exchange and credit) crossing its lines the
+  // other way.
+  const work = [
+    ...Array.from(
+      { length: 12 },
+      (_, i) =>
+        invoke(
+          t.db,
+          "create-wholesale-order",
+          order(t, {
+            items: (i % 2 ? [0, 1] : [1, 0]).map((p) => ({
+              product_id: t.products[p],
+              quantity: 7,
+              unit_price: 1,
+            })),
+          }),
+        ),
+    ),
+    ...placed.map((p, i) =>
+      invoke(
+        t.db,
+        FN,
+        ret(
+          p.orderId,
+          [[p.lines[1], 2], [p.lines[0], 25]],
+          i % 2 ? "credit" : "exchange",
+        ),
+      )
+    ),
+  ];
+  const results = await Promise.all(work);
+  for (const r of results) assert.equal(r.status, 201, JSON.stringify(r.body));
+  // Every unit is on a shelf or in an order that has not come back.
+  for (const product of t.products) {
+    const [{ shelf }] = await sql`select sum(quantity)::float8 as shelf
+      from public.wholesale_inventory where product_id = ${product}`;
+    const [{ out }] =
+      await sql`select coalesce(sum(a.quantity - a.returned_quantity), 0)::float8 as out
+      from public.wholesale_order_allocations a
+      join public.wholesale_order_items i on i.id = a.order_item_id
+      where i.product_id = ${product}`;
+    assert.equal(shelf + out, 1000, `product ${product}: ${shelf} + ${out}`);
+  }
+  const [{ n }] =
+    await sql`select count(*)::int as n from public.wholesale_orders
+    where tenant_id = ${t.id} and exchange_for_return_id is not null`;
+  assert.equal(n, 6);
+});
+
 Deno.test("the sandbox keeps Stripe's idempotency rules", async () => {
   const t = await makeTenant();
   const { orderId } = await placeOrder(t, [{
