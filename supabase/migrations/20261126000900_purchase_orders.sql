@@ -320,7 +320,7 @@ grant execute on function public.create_purchase_order(jsonb, text) to authentic
  * supplier twice. Returns {queued: 0|1}.
  *
  * Locks the purchase order row. Raises CEA01, CEN04 (missing or another
- * tenant's), CEV01 (pdf_url not an http(s) URL).
+ * tenant's), CEV01 (pdf_url is not a Storage signed URL of this PO's PDF).
  */
 create or replace function public.attach_purchase_order_pdf(po_id uuid, pdf_url text)
 returns jsonb
@@ -336,14 +336,16 @@ begin
   if caller is null then
     perform private.raise_error('CEA01', 'a signed-in user is required');
   end if;
-  if pdf_url is null or pdf_url !~ '^https?://' or length(pdf_url) > 4000 then
-    perform private.raise_error('CEV01', 'the request has invalid fields',
-      '{"pdf_url": "must be an http(s) URL"}');
-  end if;
   select * into po from public.purchase_orders p where p.id = attach_purchase_order_pdf.po_id for update;
   if not found or not private.is_member(po.tenant_id) then
     perform private.raise_error('CEN04', 'purchase order not found',
       jsonb_build_object('resource', 'purchase_order', 'id', attach_purchase_order_pdf.po_id));
+  end if;
+  -- Only a Storage signed URL of this PO's own PDF goes to the supplier.
+  if pdf_url is null or length(pdf_url) > 4000 or pdf_url !~ '^https?://[^/]+/'
+     or strpos(pdf_url, '/storage/v1/object/sign/purchase-orders/' || po.pdf_path || '?token=') = 0 then
+    perform private.raise_error('CEV01', 'the request has invalid fields',
+      '{"pdf_url": "must be a signed Storage URL of this purchase order''s PDF"}');
   end if;
   if po.pdf_attached_at is not null then
     return '{"queued": 0}';

@@ -6,7 +6,7 @@ select tests.make_fixture();
 select tests.act_as(null);
 select throws_ok($$select public.create_purchase_order(tests.po_payload())$$, '42501', null,
   'anon cannot call create_purchase_order');
-select throws_ok($$select public.attach_purchase_order_pdf(gen_random_uuid(), 'https://x')$$, '42501', null,
+select throws_ok($$select public.attach_purchase_order_pdf(gen_random_uuid(), 'https://x/y')$$, '42501', null,
   'anon cannot call attach_purchase_order_pdf');
 select tests.act_as_owner();
 select throws_ok($$select public.create_purchase_order(tests.po_payload())$$, 'CEA01', null,
@@ -82,15 +82,20 @@ select is(tests.count_of_tenant('purchase_orders', '1a000000-0000-4000-8000-0000
   'the replay created no second PO');
 
 -- Attaching the PDF queues the supplier's email once.
+create temp table link on commit drop as
+select 'https://x.test/storage/v1/object/sign/purchase-orders/' || (r ->> 'pdf_path') || '?token=t' as url from po;
+grant select on link to authenticated;
 select tests.act_as('0b000000-0000-4000-8000-000000000001');
-select throws_ok(format('select public.attach_purchase_order_pdf(%L, %L)', (select r ->> 'po_id' from po), 'https://x/y.pdf'),
+select throws_ok(format('select public.attach_purchase_order_pdf(%L, %L)', (select r ->> 'po_id' from po), (select url from link)),
   'CEN04', null, 'another tenant cannot attach a PDF to A''s PO');
 select tests.act_as('0a000000-0000-4000-8000-000000000001');
 select throws_ok(format('select public.attach_purchase_order_pdf(%L, %L)', (select r ->> 'po_id' from po), 'javascript:alert(1)'),
   'CEV01', null, 'the link must be an http(s) URL');
-select is(public.attach_purchase_order_pdf((select (r ->> 'po_id')::uuid from po), 'https://x/y.pdf'),
+select throws_ok(format('select public.attach_purchase_order_pdf(%L, %L)', (select r ->> 'po_id' from po), 'https://evil.test/x.pdf'),
+  'CEV01', null, 'the link must be a signed URL of this PO''s PDF');
+select is(public.attach_purchase_order_pdf((select (r ->> 'po_id')::uuid from po), (select url from link)),
   '{"queued": 1}'::jsonb, 'the first attach queues the email');
-select is(public.attach_purchase_order_pdf((select (r ->> 'po_id')::uuid from po), 'https://x/y.pdf'),
+select is(public.attach_purchase_order_pdf((select (r ->> 'po_id')::uuid from po), (select url from link)),
   '{"queued": 0}'::jsonb, 'a second attach queues nothing');
 select is((public.create_purchase_order(
      tests.po_payload() || jsonb_build_object('items', jsonb_build_array(
@@ -102,15 +107,17 @@ select tests.act_as_owner();
 select is((select count(*) from public.notification_outbox where template = 'purchase_order' and tenant_id = '1a000000-0000-4000-8000-000000000001'), 1::bigint,
   'exactly one email to the supplier');
 select is((select recipient || ' ' || (payload ->> 'pdf_url') from public.notification_outbox where template = 'purchase_order' and tenant_id = '1a000000-0000-4000-8000-000000000001'),
-  'sa@supplier.test https://x/y.pdf', 'it goes to the supplier with the link');
+  'sa@supplier.test ' || (select url from link), 'it goes to the supplier with the link');
 select is((select status from public.purchase_orders where id = (select (r ->> 'po_id')::uuid from po)), 'sent',
   'an attached PO is sent');
 
 -- A supplier without email: the PO is attached, nothing is queued.
 select tests.act_as('0a000000-0000-4000-8000-000000000001');
-select is(public.attach_purchase_order_pdf(
-  (public.create_purchase_order(tests.po_payload(supplier => '6a000000-0000-4000-8000-000000000002')) ->> 'po_id')::uuid,
-  'https://x/z.pdf'), '{"queued": 0}'::jsonb, 'no email address, no email');
+create temp table nomail on commit drop as
+select public.create_purchase_order(tests.po_payload(supplier => '6a000000-0000-4000-8000-000000000002')) as r;
+select is(public.attach_purchase_order_pdf((select (r ->> 'po_id')::uuid from nomail),
+  'http://127.0.0.1:54321/storage/v1/object/sign/purchase-orders/' || (select r ->> 'pdf_path' from nomail) || '?token=t'),
+  '{"queued": 0}'::jsonb, 'no email address, no email');
 select tests.act_as_owner();
 select is((select array_agg(po_number order by po_number) from public.purchase_orders where tenant_id = '1a000000-0000-4000-8000-000000000001'),
   array[(select r ->> 'po_number' from po), regexp_replace((select r ->> 'po_number' from po), '1$', '2')],
