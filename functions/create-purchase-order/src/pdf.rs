@@ -1,8 +1,8 @@
 //! The purchase-order PDF, written with pdf-writer.
 //!
 //! The page is A4 and uses the standard Helvetica and Helvetica-Bold fonts in
-//! WinAnsi encoding, so nothing is embedded and the file stays small (about
-//! 4 KB for a short PO). pdf-writer does no text measurement, so this module
+//! WinAnsi encoding, so nothing is embedded and the file stays small (under
+//! 5 KB for 10 lines). pdf-writer does no text measurement, so this module
 //! keeps Helvetica's advance widths (from the Adobe AFM files) to right-align
 //! figures, wrap long item names and notes, and cut SKUs that do not fit.
 //! Characters outside WinAnsi are printed as `?`.
