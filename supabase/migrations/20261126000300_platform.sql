@@ -180,6 +180,103 @@ $$;
 revoke all on function private.raise_error(text, text, jsonb) from public;
 
 /*
+ * private.begin_request(errors, idempotency_key): the start every RPC shares.
+ * Raises CEA01 without a signed-in user; then CEV01 when `errors` (the
+ * payload's problems by field) or the Idempotency-Key has any. Returns the
+ * caller's user id.
+ */
+create or replace function private.begin_request(errors jsonb, idempotency_key text)
+returns uuid
+language plpgsql
+set search_path = ''
+as $$
+declare
+  caller uuid := auth.uid();
+begin
+  if caller is null then
+    perform private.raise_error('CEA01', 'a signed-in user is required');
+  end if;
+  if idempotency_key is not null and length(idempotency_key) not between 1 and 255 then
+    errors := errors || '{"Idempotency-Key": "must be 1 to 255 characters"}';
+  end if;
+  if errors <> '{}' then
+    perform private.raise_error('CEV01', 'the request has invalid fields', errors);
+  end if;
+  return caller;
+end
+$$;
+revoke all on function private.begin_request(jsonb, text) from public;
+
+-- Building blocks of the payload validators (*_payload_errors). Each returns
+-- problems as {"field.path": "problem"}, '{}' for none, and raises nothing.
+
+/* Each key of `obj` not in `allowed`: {"<path>.<key>": "unknown field"}. */
+create or replace function private.unknown_fields(obj jsonb, path text, allowed text[])
+returns jsonb
+language sql
+immutable
+set search_path = ''
+as $$
+  select coalesce(jsonb_object_agg(concat_ws('.', nullif(path, ''), k), 'unknown field'), '{}')
+  from jsonb_object_keys(obj) k
+  where k <> all (allowed)
+$$;
+revoke all on function private.unknown_fields(jsonb, text, text[]) from public;
+
+/*
+ * `item -> field` as a DECIMAL(10,2) amount: a JSON number with at most two
+ * decimal places, at most 99999999.99, and > 0 (`positive`) or ≥ 0.
+ */
+create or replace function private.amount_errors(item jsonb, path text, field text, positive boolean)
+returns jsonb
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  at text := path || '.' || field;
+  amount numeric;
+begin
+  if jsonb_typeof(item -> field) is distinct from 'number' then
+    return jsonb_build_object(at, 'must be a number');
+  end if;
+  amount := (item ->> field)::numeric;
+  return case
+    when scale(trim_scale(amount)) > 2 then jsonb_build_object(at, 'must have at most 2 decimal places')
+    when positive and amount <= 0 then jsonb_build_object(at, 'must be greater than 0')
+    when amount < 0 then jsonb_build_object(at, 'must be at least 0')
+    when amount > 99999999.99 then jsonb_build_object(at, 'must be at most 99999999.99')
+    else '{}'::jsonb
+  end;
+end
+$$;
+revoke all on function private.amount_errors(jsonb, text, text, boolean) from public;
+
+/*
+ * Each object in `items` equal to an earlier one on every key in `keys`:
+ * {"items[n].<field>": "repeats items[first]<qualifier>; combine them into one line"}.
+ */
+create or replace function private.repeated_lines(items jsonb, keys text[], field text, qualifier text default '')
+returns jsonb
+language sql
+immutable
+set search_path = ''
+as $$
+  select coalesce(jsonb_object_agg(format('items[%s].%s', d.n, field),
+           format('repeats items[%s]%s; combine them into one line', d.first, qualifier)), '{}')
+  from (
+    select t.o - 1 as n, first_value(t.o - 1) over (partition by line_key.k order by t.o) as first
+    from jsonb_array_elements(items) with ordinality t(i, o)
+    cross join lateral (
+      select jsonb_agg(t.i -> u.key order by u.ord) as k from unnest(keys) with ordinality u(key, ord)
+    ) line_key
+    where jsonb_typeof(t.i) = 'object'
+  ) d
+  where d.n <> d.first
+$$;
+revoke all on function private.repeated_lines(jsonb, text[], text, text) from public;
+
+/*
  * public.purge_expired_idempotency_keys(): deletes keys past their expiry.
  * For a schedule (service role). Returns the number deleted.
  */

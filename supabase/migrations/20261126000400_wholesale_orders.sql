@@ -20,6 +20,9 @@ create table if not exists public.wholesale_orders (
   foreign key (client_id, tenant_id) references public.wholesale_clients (id, tenant_id)
 );
 create index if not exists wholesale_orders_client_id_idx on public.wholesale_orders (client_id);
+-- An exchange's replacement order names the return it replaces; the foreign
+-- key is added with return_authorizations (the returns migration).
+alter table public.wholesale_orders add column if not exists exchange_for_return_id uuid;
 
 -- tenant_id is repeated on child tables so RLS needs no join.
 create table if not exists public.wholesale_order_items (

@@ -1,4 +1,5 @@
--- create_wholesale_order and the stock rule it shares with later functions.
+-- create_wholesale_order, and the order-placing and stock rules it shares with
+-- later functions (process_return's exchanges).
 
 /*
  * private.order_payload_errors(payload): every problem with an order payload,
@@ -14,22 +15,16 @@ set search_path = ''
 as $$
 declare
   uuid_re constant text := '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
-  errors jsonb := '{}';
+  errors jsonb;
   item jsonb;
   n bigint;
   path text;
-  field text;
-  amount numeric;
 begin
   if jsonb_typeof(payload) is distinct from 'object' then
     return '{"body": "must be an object"}';
   end if;
-  for field in
-    select k from jsonb_object_keys(payload) k
-    where k not in ('client_id', 'items', 'payment_terms', 'delivery_method', 'notes')
-  loop
-    errors := errors || jsonb_build_object(field, 'unknown field');
-  end loop;
+  errors := private.unknown_fields(payload, '',
+    array['client_id', 'items', 'payment_terms', 'delivery_method', 'notes']);
   if not coalesce(payload ->> 'client_id' ~ uuid_re, false) then
     errors := errors || '{"client_id": "must be a UUID string"}';
   end if;
@@ -57,12 +52,10 @@ begin
       errors := errors || jsonb_build_object(path, 'must be an object');
       continue;
     end if;
-    for field in
-      select k from jsonb_object_keys(item) k
-      where k not in ('product_id', 'quantity', 'unit_price', 'warehouse_id')
-    loop
-      errors := errors || jsonb_build_object(path || '.' || field, 'unknown field');
-    end loop;
+    errors := errors
+      || private.unknown_fields(item, path, array['product_id', 'quantity', 'unit_price', 'warehouse_id'])
+      || private.amount_errors(item, path, 'quantity', true)
+      || private.amount_errors(item, path, 'unit_price', false);
     if not coalesce(item ->> 'product_id' ~ uuid_re, false) then
       errors := errors || jsonb_build_object(path || '.product_id', 'must be a UUID string');
     end if;
@@ -70,36 +63,10 @@ begin
        and not coalesce(item ->> 'warehouse_id' ~ uuid_re, false) then
       errors := errors || jsonb_build_object(path || '.warehouse_id', 'must be a UUID string');
     end if;
-    foreach field in array array['quantity', 'unit_price'] loop
-      if jsonb_typeof(item -> field) is distinct from 'number' then
-        errors := errors || jsonb_build_object(path || '.' || field, 'must be a number');
-        continue;
-      end if;
-      amount := (item ->> field)::numeric;
-      if scale(trim_scale(amount)) > 2 then
-        errors := errors || jsonb_build_object(path || '.' || field, 'must have at most 2 decimal places');
-      elsif field = 'quantity' and amount <= 0 then
-        errors := errors || jsonb_build_object(path || '.' || field, 'must be greater than 0');
-      elsif amount < 0 then
-        errors := errors || jsonb_build_object(path || '.' || field, 'must be at least 0');
-      elsif amount > 99999999.99 then
-        errors := errors || jsonb_build_object(path || '.' || field, 'must be at most 99999999.99');
-      end if;
-    end loop;
   end loop;
-
   -- The same product twice for the same warehouse (or both unset) is refused.
-  select errors || coalesce(jsonb_object_agg(format('items[%s].product_id', d.n),
-           format('repeats items[%s] for the same warehouse; combine them into one line', d.first)), '{}')
-  into errors
-  from (
-    select o - 1 as n,
-           first_value(o - 1) over (partition by i ->> 'product_id', i ->> 'warehouse_id' order by o) as first
-    from jsonb_array_elements(payload -> 'items') with ordinality t(i, o)
-    where jsonb_typeof(i) = 'object'
-  ) d
-  where d.n <> d.first;
-  return errors;
+  return errors || private.repeated_lines(payload -> 'items', array['product_id', 'warehouse_id'],
+    'product_id', ' for the same warehouse');
 end
 $$;
 revoke all on function private.order_payload_errors(jsonb) from public;
@@ -204,6 +171,193 @@ $$;
 revoke all on function private.take_stock(uuid, jsonb) from public;
 
 /*
+ * private.require_products(tenant, lines): raises CEN04 'product not found',
+ * with the ids, when any line's product_id is not one of the tenant's products.
+ */
+create or replace function private.require_products(tenant uuid, lines jsonb)
+returns void
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  missing jsonb;
+begin
+  select coalesce(jsonb_agg(distinct l ->> 'product_id'), '[]') into missing
+  from jsonb_array_elements(lines) l
+  where not exists (
+    select 1 from public.products p
+    where p.id = (l ->> 'product_id')::uuid and p.tenant_id = tenant);
+  if missing <> '[]' then
+    perform private.raise_error('CEN04', 'product not found',
+      jsonb_build_object('resource', 'product', 'ids', missing));
+  end if;
+end
+$$;
+revoke all on function private.require_products(uuid, jsonb) from public;
+
+/*
+ * private.lines_total(lines, noun): the sum of round(quantity × unit_price, 2)
+ * over the lines; raises CEV01 ("the <noun> total must be at most
+ * 99999999.99") when it does not fit DECIMAL(10,2).
+ */
+create or replace function private.lines_total(lines jsonb, noun text)
+returns numeric
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  total numeric;
+begin
+  select sum(round((l ->> 'quantity')::numeric * (l ->> 'unit_price')::numeric, 2)) into total
+  from jsonb_array_elements(lines) l;
+  if total > 99999999.99 then
+    perform private.raise_error('CEV01', 'the request has invalid fields',
+      jsonb_build_object('items', format('the %s total must be at most 99999999.99', noun)));
+  end if;
+  return total;
+end
+$$;
+revoke all on function private.lines_total(jsonb, text) from public;
+
+/*
+ * private.place_wholesale_order(tenant, client, lines, payment_terms,
+ * delivery_method, notes, caller, exchange_for): the part of placing an order
+ * that create_wholesale_order and exchanges share. The caller has checked
+ * membership, validated the lines and locked the client row.
+ *
+ * lines: [{product_id, quantity, unit_price, warehouse_id?}]
+ * returns: {order_id, order_number, total_amount, notifications_queued}
+ *
+ * Checks every product and warehouse is the tenant's (CEN04), the total fits
+ * (CEV01) and, for net terms, the client's credit (CEC01); takes stock
+ * (private.take_stock: CES01); numbers the order; inserts the order, lines and
+ * allocations; raises the balance for net terms; creates the delivery; queues
+ * the confirmation; writes the audit row.
+ *
+ * exchange_for (a return's id) marks a replacement: it is linked to the return
+ * and neither checked against nor charged to the client's credit, because the
+ * returned goods were already paid for.
+ *
+ * Locks: the inventory rows (see take_stock), then the tenant's WO counter.
+ */
+create or replace function private.place_wholesale_order(
+  tenant uuid,
+  the_client public.wholesale_clients,
+  lines jsonb,
+  payment_terms text,
+  delivery_method text,
+  notes text,
+  caller uuid,
+  exchange_for uuid default null)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  missing jsonb;
+  order_total numeric;
+  on_credit boolean := payment_terms in ('net_15', 'net_30', 'net_60') and exchange_for is null;
+  taken jsonb;
+  new_order uuid;
+  new_number text;
+  queued integer;
+begin
+  perform private.require_products(tenant, lines);
+  select coalesce(jsonb_agg(distinct l ->> 'warehouse_id'), '[]') into missing
+  from jsonb_array_elements(lines) l
+  where l ->> 'warehouse_id' is not null and not exists (
+    select 1 from public.warehouses w
+    where w.id = (l ->> 'warehouse_id')::uuid and w.tenant_id = tenant);
+  if missing <> '[]' then
+    perform private.raise_error('CEN04', 'warehouse not found',
+      jsonb_build_object('resource', 'warehouse', 'ids', missing));
+  end if;
+  order_total := private.lines_total(lines, 'order');
+
+  if on_credit and the_client.current_balance + order_total > coalesce(the_client.credit_limit, 0) then
+    perform private.raise_error('CEC01', 'the order exceeds the client''s credit limit',
+      jsonb_build_object(
+        'credit_limit', coalesce(the_client.credit_limit, 0),
+        'current_balance', the_client.current_balance,
+        'order_total', order_total,
+        'available_credit', greatest(coalesce(the_client.credit_limit, 0) - the_client.current_balance, 0)));
+  end if;
+
+  taken := private.take_stock(tenant, lines);
+
+  new_number := private.next_document_number(tenant, 'WO');
+  insert into public.wholesale_orders
+    (tenant_id, client_id, order_number, total_amount, payment_terms, delivery_method, notes, created_by,
+     exchange_for_return_id)
+  values
+    (tenant, the_client.id, new_number, order_total, payment_terms, delivery_method, notes, caller,
+     exchange_for)
+  returning id into new_order;
+
+  insert into public.wholesale_order_items
+    (tenant_id, order_id, line_number, product_id, warehouse_id, quantity, unit_price, total_price)
+  select tenant, new_order, t.o, (t.l ->> 'product_id')::uuid, (t.l ->> 'warehouse_id')::uuid,
+         (t.l ->> 'quantity')::numeric, (t.l ->> 'unit_price')::numeric,
+         round((t.l ->> 'quantity')::numeric * (t.l ->> 'unit_price')::numeric, 2)
+  from jsonb_array_elements(lines) with ordinality t(l, o);
+
+  insert into public.wholesale_order_allocations (tenant_id, order_item_id, warehouse_id, quantity)
+  select tenant, i.id, (a ->> 'warehouse_id')::uuid, (a ->> 'quantity')::numeric
+  from jsonb_array_elements(taken) a
+  join public.wholesale_order_items i on i.order_id = new_order and i.line_number = (a ->> 'line')::integer;
+
+  if on_credit then
+    update public.wholesale_clients c
+    set current_balance = c.current_balance + order_total
+    where c.id = the_client.id;
+  end if;
+
+  if delivery_method in ('delivery', 'freight') then
+    insert into public.deliveries (tenant_id, order_id, delivery_method, address)
+    values (tenant, new_order, delivery_method, the_client.address);
+  end if;
+
+  -- The confirmation is rendered from this snapshot, so it shows what was ordered.
+  insert into public.notification_outbox (tenant_id, channel, template, recipient, payload)
+  select tenant, ch.channel, 'order_confirmation', ch.recipient, snapshot.doc
+  from (values ('email', the_client.email), ('sms', the_client.phone)) ch(channel, recipient)
+  cross join (
+    select jsonb_build_object(
+      'order_id', new_order,
+      'order_number', new_number,
+      'business_name', (select t.business_name from public.tenants t where t.id = tenant),
+      'client_name', the_client.name,
+      'total_amount', order_total,
+      'payment_terms', payment_terms,
+      'delivery_method', delivery_method,
+      'items', (
+        select jsonb_agg(jsonb_build_object(
+          'name', p.name, 'sku', p.sku, 'quantity', i.quantity,
+          'unit_price', i.unit_price, 'total_price', i.total_price) order by i.line_number)
+        from public.wholesale_order_items i
+        join public.products p on p.id = i.product_id
+        where i.order_id = new_order)) as doc
+  ) snapshot
+  where ch.recipient is not null and ch.recipient <> '';
+  get diagnostics queued = row_count;
+
+  insert into public.audit_log (tenant_id, actor_id, action, entity_type, entity_id, details)
+  values (tenant, caller, 'wholesale_order.created', 'wholesale_order', new_order,
+    jsonb_build_object('order_number', new_number, 'total_amount', order_total,
+      'client_id', the_client.id, 'lines', jsonb_array_length(lines))
+    || case when exchange_for is null then '{}'::jsonb
+            else jsonb_build_object('exchange_for_return_id', exchange_for) end);
+
+  return jsonb_build_object('order_id', new_order, 'order_number', new_number, 'total_amount', order_total,
+    'notifications_queued', queued);
+end
+$$;
+revoke all on function private.place_wholesale_order(uuid, public.wholesale_clients, jsonb, text, text, text, uuid, uuid)
+  from public;
+
+/*
  * public.create_wholesale_order(payload, idempotency_key): places a wholesale
  * order in one transaction, as the calling user.
  *
@@ -213,12 +367,9 @@ revoke all on function private.take_stock(uuid, jsonb) from public;
  *          "replayed": true when an idempotent replay returns the first result).
  *
  * Steps: validate; find the client and check the caller belongs to its tenant;
- * take a token from the tenant's rate limit; claim the idempotency key; lock the client row; check every product and
- * warehouse is the tenant's; check credit for net terms; take stock (see
- * private.take_stock); number the order; insert the order, its lines and their
- * allocations; raise the client's balance for net terms; create a delivery for
- * `delivery`/`freight`; queue the confirmation (email and/or SMS) in
- * notification_outbox; write the audit row; store the idempotent result.
+ * take a token from the tenant's rate limit; claim the idempotency key; lock
+ * the client row and check it is active; place the order
+ * (private.place_wholesale_order); store the idempotent result.
  *
  * Locks, always in this order: the tenant's rate-limit bucket (so one tenant's
  * orders run one at a time; others are not affected); the idempotency key row;
@@ -247,31 +398,12 @@ security definer
 set search_path = ''
 as $$
 declare
-  caller uuid := auth.uid();
-  errors jsonb;
+  caller uuid := private.begin_request(private.order_payload_errors(payload), idempotency_key);
   the_client public.wholesale_clients%rowtype;
   tenant uuid;
   replay jsonb;
-  missing jsonb;
-  order_total numeric;
-  on_credit boolean := (payload ->> 'payment_terms') in ('net_15', 'net_30', 'net_60');
-  taken jsonb;
-  new_order uuid;
-  new_number text;
-  queued integer;
   result jsonb;
 begin
-  if caller is null then
-    perform private.raise_error('CEA01', 'a signed-in user is required');
-  end if;
-  errors := private.order_payload_errors(payload);
-  if idempotency_key is not null and length(idempotency_key) not between 1 and 255 then
-    errors := errors || '{"Idempotency-Key": "must be 1 to 255 characters"}';
-  end if;
-  if errors <> '{}' then
-    perform private.raise_error('CEV01', 'the request has invalid fields', errors);
-  end if;
-
   select * into the_client from public.wholesale_clients c where c.id = (payload ->> 'client_id')::uuid;
   if not found or not private.is_member(the_client.tenant_id) then
     perform private.raise_error('CEN04', 'client not found',
@@ -293,105 +425,8 @@ begin
       jsonb_build_object('client_id', the_client.id, 'status', the_client.status));
   end if;
 
-  select coalesce(jsonb_agg(distinct l ->> 'product_id'), '[]') into missing
-  from jsonb_array_elements(payload -> 'items') l
-  where not exists (
-    select 1 from public.products p
-    where p.id = (l ->> 'product_id')::uuid and p.tenant_id = tenant);
-  if missing <> '[]' then
-    perform private.raise_error('CEN04', 'product not found',
-      jsonb_build_object('resource', 'product', 'ids', missing));
-  end if;
-  select coalesce(jsonb_agg(distinct l ->> 'warehouse_id'), '[]') into missing
-  from jsonb_array_elements(payload -> 'items') l
-  where l ->> 'warehouse_id' is not null and not exists (
-    select 1 from public.warehouses w
-    where w.id = (l ->> 'warehouse_id')::uuid and w.tenant_id = tenant);
-  if missing <> '[]' then
-    perform private.raise_error('CEN04', 'warehouse not found',
-      jsonb_build_object('resource', 'warehouse', 'ids', missing));
-  end if;
-
-  select sum(round((l ->> 'quantity')::numeric * (l ->> 'unit_price')::numeric, 2)) into order_total
-  from jsonb_array_elements(payload -> 'items') l;
-  if order_total > 99999999.99 then
-    perform private.raise_error('CEV01', 'the request has invalid fields',
-      '{"items": "the order total must be at most 99999999.99"}');
-  end if;
-
-  if on_credit and the_client.current_balance + order_total > coalesce(the_client.credit_limit, 0) then
-    perform private.raise_error('CEC01', 'the order exceeds the client''s credit limit',
-      jsonb_build_object(
-        'credit_limit', coalesce(the_client.credit_limit, 0),
-        'current_balance', the_client.current_balance,
-        'order_total', order_total,
-        'available_credit', greatest(coalesce(the_client.credit_limit, 0) - the_client.current_balance, 0)));
-  end if;
-
-  taken := private.take_stock(tenant, payload -> 'items');
-
-  new_number := private.next_document_number(tenant, 'WO');
-  insert into public.wholesale_orders
-    (tenant_id, client_id, order_number, total_amount, payment_terms, delivery_method, notes, created_by)
-  values
-    (tenant, the_client.id, new_number, order_total, payload ->> 'payment_terms',
-     payload ->> 'delivery_method', payload ->> 'notes', caller)
-  returning id into new_order;
-
-  insert into public.wholesale_order_items
-    (tenant_id, order_id, line_number, product_id, warehouse_id, quantity, unit_price, total_price)
-  select tenant, new_order, t.o, (t.l ->> 'product_id')::uuid, (t.l ->> 'warehouse_id')::uuid,
-         (t.l ->> 'quantity')::numeric, (t.l ->> 'unit_price')::numeric,
-         round((t.l ->> 'quantity')::numeric * (t.l ->> 'unit_price')::numeric, 2)
-  from jsonb_array_elements(payload -> 'items') with ordinality t(l, o);
-
-  insert into public.wholesale_order_allocations (tenant_id, order_item_id, warehouse_id, quantity)
-  select tenant, i.id, (a ->> 'warehouse_id')::uuid, (a ->> 'quantity')::numeric
-  from jsonb_array_elements(taken) a
-  join public.wholesale_order_items i on i.order_id = new_order and i.line_number = (a ->> 'line')::integer;
-
-  if on_credit then
-    update public.wholesale_clients
-    set current_balance = current_balance + order_total
-    where id = the_client.id;
-  end if;
-
-  if (payload ->> 'delivery_method') in ('delivery', 'freight') then
-    insert into public.deliveries (tenant_id, order_id, delivery_method, address)
-    values (tenant, new_order, payload ->> 'delivery_method', the_client.address);
-  end if;
-
-  -- The confirmation is rendered from this snapshot, so it shows what was ordered.
-  insert into public.notification_outbox (tenant_id, channel, template, recipient, payload)
-  select tenant, ch.channel, 'order_confirmation', ch.recipient, snapshot.doc
-  from (values ('email', the_client.email), ('sms', the_client.phone)) ch(channel, recipient)
-  cross join (
-    select jsonb_build_object(
-      'order_id', new_order,
-      'order_number', new_number,
-      'business_name', (select t.business_name from public.tenants t where t.id = tenant),
-      'client_name', the_client.name,
-      'total_amount', order_total,
-      'payment_terms', payload ->> 'payment_terms',
-      'delivery_method', payload ->> 'delivery_method',
-      'items', (
-        select jsonb_agg(jsonb_build_object(
-          'name', p.name, 'sku', p.sku, 'quantity', i.quantity,
-          'unit_price', i.unit_price, 'total_price', i.total_price) order by i.line_number)
-        from public.wholesale_order_items i
-        join public.products p on p.id = i.product_id
-        where i.order_id = new_order)) as doc
-  ) snapshot
-  where ch.recipient is not null and ch.recipient <> '';
-  get diagnostics queued = row_count;
-
-  insert into public.audit_log (tenant_id, actor_id, action, entity_type, entity_id, details)
-  values (tenant, caller, 'wholesale_order.created', 'wholesale_order', new_order,
-    jsonb_build_object('order_number', new_number, 'total_amount', order_total,
-      'client_id', the_client.id, 'lines', jsonb_array_length(payload -> 'items')));
-
-  result := jsonb_build_object('order_id', new_order, 'order_number', new_number, 'total_amount', order_total,
-    'notifications_queued', queued);
+  result := private.place_wholesale_order(tenant, the_client, payload -> 'items',
+    payload ->> 'payment_terms', payload ->> 'delivery_method', payload ->> 'notes', caller);
   if idempotency_key is not null then
     perform private.store_idempotent_response(tenant, idempotency_key, result);
   end if;

@@ -86,23 +86,16 @@ set search_path = ''
 as $$
 declare
   uuid_re constant text := '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
-  errors jsonb := '{}';
+  errors jsonb;
   item jsonb;
   n bigint;
   path text;
-  field text;
-  amount numeric;
   due date;
 begin
   if jsonb_typeof(payload) is distinct from 'object' then
     return '{"body": "must be an object"}';
   end if;
-  for field in
-    select k from jsonb_object_keys(payload) k
-    where k not in ('supplier_id', 'items', 'expected_delivery_date', 'notes')
-  loop
-    errors := errors || jsonb_build_object(field, 'unknown field');
-  end loop;
+  errors := private.unknown_fields(payload, '', array['supplier_id', 'items', 'expected_delivery_date', 'notes']);
   if not coalesce(payload ->> 'supplier_id' ~ uuid_re, false) then
     errors := errors || '{"supplier_id": "must be a UUID string"}';
   end if;
@@ -135,42 +128,16 @@ begin
       errors := errors || jsonb_build_object(path, 'must be an object');
       continue;
     end if;
-    for field in
-      select k from jsonb_object_keys(item) k where k not in ('product_id', 'quantity', 'unit_price')
-    loop
-      errors := errors || jsonb_build_object(path || '.' || field, 'unknown field');
-    end loop;
+    errors := errors
+      || private.unknown_fields(item, path, array['product_id', 'quantity', 'unit_price'])
+      || private.amount_errors(item, path, 'quantity', true)
+      || private.amount_errors(item, path, 'unit_price', false);
     if not coalesce(item ->> 'product_id' ~ uuid_re, false) then
       errors := errors || jsonb_build_object(path || '.product_id', 'must be a UUID string');
     end if;
-    foreach field in array array['quantity', 'unit_price'] loop
-      if jsonb_typeof(item -> field) is distinct from 'number' then
-        errors := errors || jsonb_build_object(path || '.' || field, 'must be a number');
-        continue;
-      end if;
-      amount := (item ->> field)::numeric;
-      if scale(trim_scale(amount)) > 2 then
-        errors := errors || jsonb_build_object(path || '.' || field, 'must have at most 2 decimal places');
-      elsif field = 'quantity' and amount <= 0 then
-        errors := errors || jsonb_build_object(path || '.' || field, 'must be greater than 0');
-      elsif amount < 0 then
-        errors := errors || jsonb_build_object(path || '.' || field, 'must be at least 0');
-      elsif amount > 99999999.99 then
-        errors := errors || jsonb_build_object(path || '.' || field, 'must be at most 99999999.99');
-      end if;
-    end loop;
   end loop;
 
-  select errors || coalesce(jsonb_object_agg(format('items[%s].product_id', d.n),
-           format('repeats items[%s]; combine them into one line', d.first)), '{}')
-  into errors
-  from (
-    select o - 1 as n, first_value(o - 1) over (partition by i ->> 'product_id' order by o) as first
-    from jsonb_array_elements(payload -> 'items') with ordinality t(i, o)
-    where jsonb_typeof(i) = 'object'
-  ) d
-  where d.n <> d.first;
-  return errors;
+  return errors || private.repeated_lines(payload -> 'items', array['product_id'], 'product_id');
 end
 $$;
 revoke all on function private.purchase_order_payload_errors(jsonb) from public;
@@ -200,12 +167,10 @@ security definer
 set search_path = ''
 as $$
 declare
-  caller uuid := auth.uid();
-  errors jsonb;
+  caller uuid := private.begin_request(private.purchase_order_payload_errors(payload), idempotency_key);
   the_supplier public.suppliers%rowtype;
   tenant uuid;
   replay jsonb;
-  missing jsonb;
   po_total numeric;
   new_po uuid;
   new_number text;
@@ -213,17 +178,6 @@ declare
   created timestamptz;
   result jsonb;
 begin
-  if caller is null then
-    perform private.raise_error('CEA01', 'a signed-in user is required');
-  end if;
-  errors := private.purchase_order_payload_errors(payload);
-  if idempotency_key is not null and length(idempotency_key) not between 1 and 255 then
-    errors := errors || '{"Idempotency-Key": "must be 1 to 255 characters"}';
-  end if;
-  if errors <> '{}' then
-    perform private.raise_error('CEV01', 'the request has invalid fields', errors);
-  end if;
-
   select * into the_supplier from public.suppliers s where s.id = (payload ->> 'supplier_id')::uuid;
   if not found or not private.is_member(the_supplier.tenant_id) then
     perform private.raise_error('CEN04', 'supplier not found',
@@ -241,22 +195,8 @@ begin
     end if;
   end if;
 
-  select coalesce(jsonb_agg(distinct l ->> 'product_id'), '[]') into missing
-  from jsonb_array_elements(payload -> 'items') l
-  where not exists (
-    select 1 from public.products p
-    where p.id = (l ->> 'product_id')::uuid and p.tenant_id = tenant);
-  if missing <> '[]' then
-    perform private.raise_error('CEN04', 'product not found',
-      jsonb_build_object('resource', 'product', 'ids', missing));
-  end if;
-
-  select sum(round((l ->> 'quantity')::numeric * (l ->> 'unit_price')::numeric, 2)) into po_total
-  from jsonb_array_elements(payload -> 'items') l;
-  if po_total > 99999999.99 then
-    perform private.raise_error('CEV01', 'the request has invalid fields',
-      '{"items": "the purchase order total must be at most 99999999.99"}');
-  end if;
+  perform private.require_products(tenant, payload -> 'items');
+  po_total := private.lines_total(payload -> 'items', 'purchase order');
 
   new_number := private.next_document_number(tenant, 'PO');
   path := tenant::text || '/' || new_number || '.pdf';
@@ -329,13 +269,10 @@ security definer
 set search_path = ''
 as $$
 declare
-  caller uuid := auth.uid();
+  caller uuid := private.begin_request('{}', null);
   po public.purchase_orders%rowtype;
   queued integer := 0;
 begin
-  if caller is null then
-    perform private.raise_error('CEA01', 'a signed-in user is required');
-  end if;
   select * into po from public.purchase_orders p where p.id = attach_purchase_order_pdf.po_id for update;
   if not found or not private.is_member(po.tenant_id) then
     perform private.raise_error('CEN04', 'purchase order not found',

@@ -1,8 +1,7 @@
 -- Returns: return authorizations, their lines, refunds, and process_return.
---
--- Placing an order becomes private.place_wholesale_order, shared by
--- create_wholesale_order and by exchanges, so a replacement goes through the
--- same product, stock, numbering, delivery and confirmation rules.
+-- An exchange's replacement is placed through private.place_wholesale_order,
+-- so it follows the same product, stock, numbering, delivery and confirmation
+-- rules as create_wholesale_order.
 
 -- ---------------------------------------------------------------- schema
 
@@ -53,8 +52,8 @@ create table if not exists public.return_authorizations (
 );
 create index if not exists return_authorizations_order_id_idx on public.return_authorizations (order_id);
 
-alter table public.wholesale_orders
-  add column if not exists exchange_for_return_id uuid;
+-- A replacement order points at the return it replaces (the column is in the
+-- orders migration; the table it references is here).
 alter table public.wholesale_orders drop constraint if exists wholesale_orders_exchange_for_return_fkey;
 alter table public.wholesale_orders add constraint wholesale_orders_exchange_for_return_fkey
   foreign key (exchange_for_return_id, tenant_id) references public.return_authorizations (id, tenant_id);
@@ -122,222 +121,6 @@ insert into public.rate_limit_policies (tenant_id, function_name, max_requests, 
   (null, 'process-return', 120, 60)
 on conflict (tenant_id, function_name) do nothing;
 
--- ---------------------------------------------------------------- placing an order
-
-/*
- * private.place_wholesale_order(tenant, client, lines, payment_terms,
- * delivery_method, notes, caller, exchange_for): the part of placing an order
- * that create_wholesale_order and exchanges share. The caller has checked
- * membership, validated the lines and locked the client row.
- *
- * lines: [{product_id, quantity, unit_price, warehouse_id?}]
- * returns: {order_id, order_number, total_amount, notifications_queued}
- *
- * Checks every product and warehouse is the tenant's (CEN04), the total fits
- * (CEV01) and, for net terms, the client's credit (CEC01); takes stock
- * (private.take_stock: CES01); numbers the order; inserts the order, lines and
- * allocations; raises the balance for net terms; creates the delivery; queues
- * the confirmation; writes the audit row.
- *
- * exchange_for (a return's id) marks a replacement: it is linked to the return
- * and neither checked against nor charged to the client's credit, because the
- * returned goods were already paid for.
- *
- * Locks: the inventory rows (see take_stock), then the tenant's WO counter.
- */
-create or replace function private.place_wholesale_order(
-  tenant uuid,
-  the_client public.wholesale_clients,
-  lines jsonb,
-  payment_terms text,
-  delivery_method text,
-  notes text,
-  caller uuid,
-  exchange_for uuid default null)
-returns jsonb
-language plpgsql
-set search_path = ''
-as $$
-declare
-  missing jsonb;
-  order_total numeric;
-  on_credit boolean := payment_terms in ('net_15', 'net_30', 'net_60') and exchange_for is null;
-  taken jsonb;
-  new_order uuid;
-  new_number text;
-  queued integer;
-begin
-  select coalesce(jsonb_agg(distinct l ->> 'product_id'), '[]') into missing
-  from jsonb_array_elements(lines) l
-  where not exists (
-    select 1 from public.products p
-    where p.id = (l ->> 'product_id')::uuid and p.tenant_id = tenant);
-  if missing <> '[]' then
-    perform private.raise_error('CEN04', 'product not found',
-      jsonb_build_object('resource', 'product', 'ids', missing));
-  end if;
-  select coalesce(jsonb_agg(distinct l ->> 'warehouse_id'), '[]') into missing
-  from jsonb_array_elements(lines) l
-  where l ->> 'warehouse_id' is not null and not exists (
-    select 1 from public.warehouses w
-    where w.id = (l ->> 'warehouse_id')::uuid and w.tenant_id = tenant);
-  if missing <> '[]' then
-    perform private.raise_error('CEN04', 'warehouse not found',
-      jsonb_build_object('resource', 'warehouse', 'ids', missing));
-  end if;
-
-  select sum(round((l ->> 'quantity')::numeric * (l ->> 'unit_price')::numeric, 2)) into order_total
-  from jsonb_array_elements(lines) l;
-  if order_total > 99999999.99 then
-    perform private.raise_error('CEV01', 'the request has invalid fields',
-      '{"items": "the order total must be at most 99999999.99"}');
-  end if;
-
-  if on_credit and the_client.current_balance + order_total > coalesce(the_client.credit_limit, 0) then
-    perform private.raise_error('CEC01', 'the order exceeds the client''s credit limit',
-      jsonb_build_object(
-        'credit_limit', coalesce(the_client.credit_limit, 0),
-        'current_balance', the_client.current_balance,
-        'order_total', order_total,
-        'available_credit', greatest(coalesce(the_client.credit_limit, 0) - the_client.current_balance, 0)));
-  end if;
-
-  taken := private.take_stock(tenant, lines);
-
-  new_number := private.next_document_number(tenant, 'WO');
-  insert into public.wholesale_orders
-    (tenant_id, client_id, order_number, total_amount, payment_terms, delivery_method, notes, created_by,
-     exchange_for_return_id)
-  values
-    (tenant, the_client.id, new_number, order_total, payment_terms, delivery_method, notes, caller,
-     exchange_for)
-  returning id into new_order;
-
-  insert into public.wholesale_order_items
-    (tenant_id, order_id, line_number, product_id, warehouse_id, quantity, unit_price, total_price)
-  select tenant, new_order, t.o, (t.l ->> 'product_id')::uuid, (t.l ->> 'warehouse_id')::uuid,
-         (t.l ->> 'quantity')::numeric, (t.l ->> 'unit_price')::numeric,
-         round((t.l ->> 'quantity')::numeric * (t.l ->> 'unit_price')::numeric, 2)
-  from jsonb_array_elements(lines) with ordinality t(l, o);
-
-  insert into public.wholesale_order_allocations (tenant_id, order_item_id, warehouse_id, quantity)
-  select tenant, i.id, (a ->> 'warehouse_id')::uuid, (a ->> 'quantity')::numeric
-  from jsonb_array_elements(taken) a
-  join public.wholesale_order_items i on i.order_id = new_order and i.line_number = (a ->> 'line')::integer;
-
-  if on_credit then
-    update public.wholesale_clients c
-    set current_balance = c.current_balance + order_total
-    where c.id = the_client.id;
-  end if;
-
-  if delivery_method in ('delivery', 'freight') then
-    insert into public.deliveries (tenant_id, order_id, delivery_method, address)
-    values (tenant, new_order, delivery_method, the_client.address);
-  end if;
-
-  -- The confirmation is rendered from this snapshot, so it shows what was ordered.
-  insert into public.notification_outbox (tenant_id, channel, template, recipient, payload)
-  select tenant, ch.channel, 'order_confirmation', ch.recipient, snapshot.doc
-  from (values ('email', the_client.email), ('sms', the_client.phone)) ch(channel, recipient)
-  cross join (
-    select jsonb_build_object(
-      'order_id', new_order,
-      'order_number', new_number,
-      'business_name', (select t.business_name from public.tenants t where t.id = tenant),
-      'client_name', the_client.name,
-      'total_amount', order_total,
-      'payment_terms', payment_terms,
-      'delivery_method', delivery_method,
-      'items', (
-        select jsonb_agg(jsonb_build_object(
-          'name', p.name, 'sku', p.sku, 'quantity', i.quantity,
-          'unit_price', i.unit_price, 'total_price', i.total_price) order by i.line_number)
-        from public.wholesale_order_items i
-        join public.products p on p.id = i.product_id
-        where i.order_id = new_order)) as doc
-  ) snapshot
-  where ch.recipient is not null and ch.recipient <> '';
-  get diagnostics queued = row_count;
-
-  insert into public.audit_log (tenant_id, actor_id, action, entity_type, entity_id, details)
-  values (tenant, caller, 'wholesale_order.created', 'wholesale_order', new_order,
-    jsonb_build_object('order_number', new_number, 'total_amount', order_total,
-      'client_id', the_client.id, 'lines', jsonb_array_length(lines))
-    || case when exchange_for is null then '{}'::jsonb
-            else jsonb_build_object('exchange_for_return_id', exchange_for) end);
-
-  return jsonb_build_object('order_id', new_order, 'order_number', new_number, 'total_amount', order_total,
-    'notifications_queued', queued);
-end
-$$;
-revoke all on function private.place_wholesale_order(uuid, public.wholesale_clients, jsonb, text, text, text, uuid, uuid)
-  from public;
-
-/*
- * public.create_wholesale_order(payload, idempotency_key): as documented in
- * the 000500 migration; the placing itself is private.place_wholesale_order.
- *
- * Locks, in order: the tenant's rate-limit bucket; the idempotency key row;
- * the client row; the inventory rows; the tenant's WO counter row.
- */
-create or replace function public.create_wholesale_order(payload jsonb, idempotency_key text default null)
-returns jsonb
-language plpgsql
-security definer
-set search_path = ''
-as $$
-declare
-  caller uuid := auth.uid();
-  errors jsonb;
-  the_client public.wholesale_clients%rowtype;
-  tenant uuid;
-  replay jsonb;
-  result jsonb;
-begin
-  if caller is null then
-    perform private.raise_error('CEA01', 'a signed-in user is required');
-  end if;
-  errors := private.order_payload_errors(payload);
-  if idempotency_key is not null and length(idempotency_key) not between 1 and 255 then
-    errors := errors || '{"Idempotency-Key": "must be 1 to 255 characters"}';
-  end if;
-  if errors <> '{}' then
-    perform private.raise_error('CEV01', 'the request has invalid fields', errors);
-  end if;
-
-  select * into the_client from public.wholesale_clients c where c.id = (payload ->> 'client_id')::uuid;
-  if not found or not private.is_member(the_client.tenant_id) then
-    perform private.raise_error('CEN04', 'client not found',
-      jsonb_build_object('resource', 'client', 'id', payload ->> 'client_id'));
-  end if;
-  tenant := the_client.tenant_id;
-  perform private.take_rate_limit(tenant, 'create-wholesale-order');
-
-  if idempotency_key is not null then
-    replay := private.claim_idempotency_key(tenant, idempotency_key, 'create_wholesale_order', payload);
-    if replay is not null then
-      return replay;
-    end if;
-  end if;
-
-  select * into the_client from public.wholesale_clients c where c.id = the_client.id for update;
-  if the_client.status <> 'active' then
-    perform private.raise_error('CEC02', 'the client is not active',
-      jsonb_build_object('client_id', the_client.id, 'status', the_client.status));
-  end if;
-
-  result := private.place_wholesale_order(tenant, the_client, payload -> 'items',
-    payload ->> 'payment_terms', payload ->> 'delivery_method', payload ->> 'notes', caller);
-  if idempotency_key is not null then
-    perform private.store_idempotent_response(tenant, idempotency_key, result);
-  end if;
-  return result;
-end
-$$;
-revoke all on function public.create_wholesale_order(jsonb, text) from public, anon;
-grant execute on function public.create_wholesale_order(jsonb, text) to authenticated, service_role;
-
 -- ---------------------------------------------------------------- returns
 
 /*
@@ -352,21 +135,15 @@ set search_path = ''
 as $$
 declare
   uuid_re constant text := '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
-  errors jsonb := '{}';
+  errors jsonb;
   item jsonb;
   n bigint;
   path text;
-  field text;
-  amount numeric;
 begin
   if jsonb_typeof(payload) is distinct from 'object' then
     return '{"body": "must be an object"}';
   end if;
-  for field in
-    select k from jsonb_object_keys(payload) k where k not in ('order_id', 'items', 'return_method')
-  loop
-    errors := errors || jsonb_build_object(field, 'unknown field');
-  end loop;
+  errors := private.unknown_fields(payload, '', array['order_id', 'items', 'return_method']);
   if not coalesce(payload ->> 'order_id' ~ uuid_re, false) then
     errors := errors || '{"order_id": "must be a UUID string"}';
   end if;
@@ -384,25 +161,11 @@ begin
       errors := errors || jsonb_build_object(path, 'must be an object');
       continue;
     end if;
-    for field in
-      select k from jsonb_object_keys(item) k where k not in ('order_item_id', 'quantity', 'reason')
-    loop
-      errors := errors || jsonb_build_object(path || '.' || field, 'unknown field');
-    end loop;
+    errors := errors
+      || private.unknown_fields(item, path, array['order_item_id', 'quantity', 'reason'])
+      || private.amount_errors(item, path, 'quantity', true);
     if not coalesce(item ->> 'order_item_id' ~ uuid_re, false) then
       errors := errors || jsonb_build_object(path || '.order_item_id', 'must be a UUID string');
-    end if;
-    if jsonb_typeof(item -> 'quantity') is distinct from 'number' then
-      errors := errors || jsonb_build_object(path || '.quantity', 'must be a number');
-    else
-      amount := (item ->> 'quantity')::numeric;
-      if scale(trim_scale(amount)) > 2 then
-        errors := errors || jsonb_build_object(path || '.quantity', 'must have at most 2 decimal places');
-      elsif amount <= 0 then
-        errors := errors || jsonb_build_object(path || '.quantity', 'must be greater than 0');
-      elsif amount > 99999999.99 then
-        errors := errors || jsonb_build_object(path || '.quantity', 'must be at most 99999999.99');
-      end if;
     end if;
     if jsonb_typeof(item -> 'reason') is distinct from 'string' or length(trim(item ->> 'reason')) = 0 then
       errors := errors || jsonb_build_object(path || '.reason', 'must be a non-empty string');
@@ -411,16 +174,7 @@ begin
     end if;
   end loop;
 
-  select errors || coalesce(jsonb_object_agg(format('items[%s].order_item_id', d.n),
-           format('repeats items[%s]; combine them into one line', d.first)), '{}')
-  into errors
-  from (
-    select o - 1 as n, first_value(o - 1) over (partition by i ->> 'order_item_id' order by o) as first
-    from jsonb_array_elements(payload -> 'items') with ordinality t(i, o)
-    where jsonb_typeof(i) = 'object'
-  ) d
-  where d.n <> d.first;
-  return errors;
+  return errors || private.repeated_lines(payload -> 'items', array['order_item_id'], 'order_item_id');
 end
 $$;
 revoke all on function private.return_payload_errors(jsonb) from public;
@@ -487,8 +241,7 @@ security definer
 set search_path = ''
 as $$
 declare
-  caller uuid := auth.uid();
-  errors jsonb;
+  caller uuid := private.begin_request(private.return_payload_errors(payload), idempotency_key);
   the_order public.wholesale_orders%rowtype;
   the_client public.wholesale_clients%rowtype;
   tenant uuid;
@@ -510,17 +263,6 @@ declare
   queued integer;
   result jsonb;
 begin
-  if caller is null then
-    perform private.raise_error('CEA01', 'a signed-in user is required');
-  end if;
-  errors := private.return_payload_errors(payload);
-  if idempotency_key is not null and length(idempotency_key) not between 1 and 255 then
-    errors := errors || '{"Idempotency-Key": "must be 1 to 255 characters"}';
-  end if;
-  if errors <> '{}' then
-    perform private.raise_error('CEV01', 'the request has invalid fields', errors);
-  end if;
-
   select * into the_order from public.wholesale_orders o where o.id = (payload ->> 'order_id')::uuid;
   if not found or not private.is_member(the_order.tenant_id) then
     perform private.raise_error('CEN04', 'order not found',
