@@ -112,6 +112,15 @@ impl Response {
         }
     }
 
+    /// Marks an idempotent replay with `Idempotent-Replayed: true`.
+    pub fn replayed(mut self, replayed: bool) -> Self {
+        if replayed {
+            self.headers
+                .push(("idempotent-replayed".into(), "true".into()));
+        }
+        self
+    }
+
     /// The error envelope, with `Allow` on a 405.
     pub fn from_error(err: &ApiError) -> Self {
         let mut response = Response::json(err.status(), &err.to_body());

@@ -29,10 +29,10 @@ pub use config::Config;
 pub use error::{ApiError, RateLimit, Result};
 pub use http::{Request, Response, MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};
 pub use jwt::{Claims, JwtVerifier, LEEWAY_SECS};
-pub use postgrest::PostgrestClient;
+pub use postgrest::{is_replay, notifications_queued, PostgrestClient};
 pub use storage::{error_from_storage, StorageClient};
 pub use validate::{
-    is_date, join, parse_decimal, utc_day, DecimalRule, Validator, DECIMAL_10_2_MAX,
+    is_date, join, json_number, parse_decimal, utc_day, DecimalRule, Validator, DECIMAL_10_2_MAX,
 };
 
 // Re-exported so function crates use the same versions.

@@ -56,3 +56,20 @@ impl PostgrestClient {
         }
     }
 }
+
+/// Whether an RPC result is an idempotent replay (`"replayed": true`).
+pub fn is_replay(result: &Value) -> bool {
+    result.get("replayed").and_then(Value::as_bool) == Some(true)
+}
+
+/// The outbox rows an RPC queued (`notifications_queued`); none for a replay,
+/// which queued nothing new.
+pub fn notifications_queued(result: &Value) -> u64 {
+    match is_replay(result) {
+        true => 0,
+        false => result
+            .get("notifications_queued")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+    }
+}

@@ -264,6 +264,16 @@ pub fn utc_day(unix_secs: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// A decimal as a JSON number with its exact digits (serde_json's
+/// `arbitrary_precision` keeps them), for RPC arguments.
+pub fn json_number(d: Decimal) -> serde_json::Value {
+    serde_json::Value::Number(
+        d.to_string()
+            .parse::<serde_json::Number>()
+            .expect("decimal text is a JSON number"),
+    )
+}
+
 /// Whether `s` is a real calendar date written `YYYY-MM-DD`.
 pub fn is_date(s: &str) -> bool {
     let b = s.as_bytes();

@@ -34,10 +34,10 @@ pub mod pdf;
 
 use std::collections::HashSet;
 
-use shared::serde_json::{json, Number, Value};
+use shared::serde_json::{json, Value};
 use shared::{
-    authenticate, utc_day, ApiError, Caller, Config, Decimal, DecimalRule, PostgrestClient,
-    Request, Response, Result, StorageClient, Uuid, Validator, DECIMAL_10_2_MAX,
+    authenticate, is_replay, json_number, utc_day, ApiError, Caller, Config, Decimal, DecimalRule,
+    PostgrestClient, Request, Response, Result, StorageClient, Uuid, Validator, DECIMAL_10_2_MAX,
 };
 
 pub const BUCKET: &str = "purchase-orders";
@@ -139,14 +139,6 @@ pub fn validate(body: &Value, today: &str) -> Result<PoInput> {
     })
 }
 
-fn number(d: Decimal) -> Value {
-    Value::Number(
-        d.to_string()
-            .parse::<Number>()
-            .expect("decimal text is a JSON number"),
-    )
-}
-
 /// The RPC's named arguments; `idempotency_key` is left out when absent.
 pub fn rpc_args(input: &PoInput, idempotency_key: Option<&str>) -> Value {
     let items: Vec<Value> = input
@@ -155,8 +147,8 @@ pub fn rpc_args(input: &PoInput, idempotency_key: Option<&str>) -> Value {
         .map(|it| {
             json!({
                 "product_id": it.product_id,
-                "quantity": number(it.quantity),
-                "unit_price": number(it.unit_price),
+                "quantity": json_number(it.quantity),
+                "unit_price": json_number(it.unit_price),
             })
         })
         .collect();
@@ -197,13 +189,12 @@ impl Created {
                     ApiError::Internal(format!("create_purchase_order result lacks {k}"))
                 })
         };
-        let flag = |k: &str| result.get(k).and_then(Value::as_bool) == Some(true);
         Ok(Created {
             po_id: text("po_id")?,
             po_number: text("po_number")?,
             pdf_path: text("pdf_path")?,
-            pdf_attached: flag("pdf_attached"),
-            replayed: flag("replayed"),
+            pdf_attached: result.get("pdf_attached").and_then(Value::as_bool) == Some(true),
+            replayed: is_replay(result),
             document: result.get("document").cloned().unwrap_or(Value::Null),
         })
     }
@@ -238,11 +229,7 @@ pub fn response(created: &Created, pdf_url: &str, pdf_ms: Option<f64>) -> Respon
         "po_number": created.po_number,
         "pdf_url": pdf_url,
     });
-    let mut r = Response::json(201, &body);
-    if created.replayed {
-        r.headers
-            .push(("idempotent-replayed".into(), "true".into()));
-    }
+    let mut r = Response::json(201, &body).replayed(created.replayed);
     if let Some(ms) = pdf_ms {
         r.headers
             .push(("server-timing".into(), format!("pdf;dur={ms:.2}")));

@@ -22,10 +22,10 @@
 
 use std::collections::HashMap;
 
-use shared::serde_json::{json, Map, Number, Value};
+use shared::serde_json::{json, Map, Value};
 use shared::{
-    authenticate, ApiError, Caller, Config, Decimal, DecimalRule, PostgrestClient, Request,
-    Response, Result, Uuid, Validator, DECIMAL_10_2_MAX,
+    authenticate, is_replay, json_number, notifications_queued, ApiError, Caller, Config, Decimal,
+    DecimalRule, PostgrestClient, Request, Response, Result, Uuid, Validator, DECIMAL_10_2_MAX,
 };
 
 /// Payment terms. `net_15` and `net_30` are sold on credit.
@@ -151,15 +151,6 @@ pub fn validate(body: &Value) -> Result<OrderInput> {
     })
 }
 
-fn number(d: Decimal) -> Value {
-    // Decimal's text is a valid JSON number; with arbitrary_precision it stays exact.
-    Value::Number(
-        d.to_string()
-            .parse::<Number>()
-            .expect("decimal text is a JSON number"),
-    )
-}
-
 /// The RPC's named arguments. `idempotency_key` is left out when absent, so
 /// the SQL default applies on both PostgREST and postrust.
 pub fn rpc_args(input: &OrderInput, idempotency_key: Option<&str>) -> Value {
@@ -169,8 +160,8 @@ pub fn rpc_args(input: &OrderInput, idempotency_key: Option<&str>) -> Value {
         .map(|it| {
             let mut m = Map::new();
             m.insert("product_id".into(), json!(it.product_id));
-            m.insert("quantity".into(), number(it.quantity));
-            m.insert("unit_price".into(), number(it.unit_price));
+            m.insert("quantity".into(), json_number(it.quantity));
+            m.insert("unit_price".into(), json_number(it.unit_price));
             if let Some(w) = it.warehouse_id {
                 m.insert("warehouse_id".into(), json!(w));
             }
@@ -210,13 +201,7 @@ pub fn response_from_rpc(result: &Value) -> Result<Response> {
         "order_number": field("order_number")?,
         "total_amount": field("total_amount")?,
     });
-    let mut response = Response::json(201, &body);
-    if result.get("replayed").and_then(Value::as_bool) == Some(true) {
-        response
-            .headers
-            .push(("idempotent-replayed".into(), "true".into()));
-    }
-    Ok(response)
+    Ok(Response::json(201, &body).replayed(is_replay(result)))
 }
 
 /// What a request needs besides its input.
@@ -238,17 +223,9 @@ pub async fn run(input: &OrderInput, ctx: &Ctx<'_>) -> Result<Placed> {
         .rest
         .rpc("create_wholesale_order", &args, &ctx.caller.token)
         .await?;
-    let replayed = result.get("replayed").and_then(Value::as_bool) == Some(true);
     Ok(Placed {
         response: response_from_rpc(&result)?,
-        // A replay queued nothing new.
-        notifications_queued: match replayed {
-            true => 0,
-            false => result
-                .get("notifications_queued")
-                .and_then(Value::as_u64)
-                .unwrap_or(0),
-        },
+        notifications_queued: notifications_queued(&result),
     })
 }
 

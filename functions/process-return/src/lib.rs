@@ -33,10 +33,10 @@ use std::collections::HashSet;
 use shared::providers::stripe::Stripe;
 use shared::providers::Clock;
 use shared::refunds::{submit, RefundState};
-use shared::serde_json::{json, Number, Value};
+use shared::serde_json::{json, Value};
 use shared::{
-    authenticate, ApiError, Caller, Config, Decimal, DecimalRule, PostgrestClient, Request,
-    Response, Result, Uuid, Validator,
+    authenticate, is_replay, json_number, notifications_queued, ApiError, Caller, Config, Decimal,
+    DecimalRule, PostgrestClient, Request, Response, Result, Uuid, Validator,
 };
 
 pub const RETURN_METHODS: &[&str] = &["refund", "exchange", "credit"];
@@ -131,7 +131,7 @@ pub fn rpc_args(input: &ReturnInput, idempotency_key: Option<&str>) -> Value {
         .map(|it| {
             json!({
                 "order_item_id": it.order_item_id,
-                "quantity": Value::Number(it.quantity.to_string().parse::<Number>().expect("decimal text")),
+                "quantity": json_number(it.quantity),
                 "reason": it.reason,
             })
         })
@@ -172,32 +172,21 @@ impl Processed {
                 ApiError::Internal(format!("process_return returned a bad refund: {r}"))
             })?),
         };
-        let replayed = result.get("replayed").and_then(Value::as_bool) == Some(true);
         Ok(Processed {
             return_id: text("return_id")?,
             ra_number: text("ra_number")?,
             refund,
-            replayed,
-            notifications_queued: match replayed {
-                true => 0,
-                false => result
-                    .get("notifications_queued")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0),
-            },
+            replayed: is_replay(result),
+            notifications_queued: notifications_queued(result),
         })
     }
 
     pub fn response(&self) -> Response {
-        let mut r = Response::json(
+        Response::json(
             201,
             &json!({ "success": true, "return_id": self.return_id, "ra_number": self.ra_number }),
-        );
-        if self.replayed {
-            r.headers
-                .push(("idempotent-replayed".into(), "true".into()));
-        }
-        r
+        )
+        .replayed(self.replayed)
     }
 
     /// The answer when the refund could not be completed.
