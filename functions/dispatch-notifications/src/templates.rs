@@ -69,6 +69,15 @@ fn humanize(term: &str) -> String {
     }
 }
 
+/// "Hello Name," or, without a name, "Hello,".
+fn greeting(name: &str) -> String {
+    if name.is_empty() {
+        "Hello,".to_owned()
+    } else {
+        format!("Hello {name},")
+    }
+}
+
 pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -117,11 +126,7 @@ fn order_confirmation_email(p: &Value) -> Result<EmailMessage, String> {
             escape_html(sku)
         ));
     }
-    let greeting = if client.is_empty() {
-        "Hello,".to_owned()
-    } else {
-        format!("Hello {client},")
-    };
+    let greeting = greeting(client);
     let text_body = format!(
         "{greeting}\n\n{business} has received your order {number}.\n\n{lines}\nTotal: {total}\nPayment terms: {terms}\nDelivery: {delivery}\n\nThank you for your order.\n{business}\n"
     );
@@ -194,11 +199,7 @@ fn return_confirmation_email(p: &Value) -> Result<EmailMessage, String> {
             escape_html(reason)
         ));
     }
-    let greeting = if client.is_empty() {
-        "Hello,".to_owned()
-    } else {
-        format!("Hello {client},")
-    };
+    let greeting = greeting(client);
     let text_body = format!(
         "{greeting}\n\n{business} has processed return {ra} for order {order}.\n\n{lines}\n{next}\n\n{business}\n"
     );
@@ -245,11 +246,7 @@ fn purchase_order_email(p: &Value) -> Result<EmailMessage, String> {
         .map(humanize)
         .unwrap_or_else(|| "as agreed".into());
     let notes = p.get("notes").and_then(Value::as_str).unwrap_or("").trim();
-    let greeting = if attn.is_empty() {
-        "Hello,".to_owned()
-    } else {
-        format!("Hello {attn},")
-    };
+    let greeting = greeting(attn);
     let noun = if lines == 1 { "line" } else { "lines" };
     let notes_text = if notes.is_empty() {
         String::new()
