@@ -67,6 +67,16 @@ async function payByCard(orderId: string): Promise<string> {
   return pi.id;
 }
 
+/** Runs `call` while every Stripe request fails with a 500. */
+async function whileStripeIsDown<T>(call: () => Promise<T>): Promise<T> {
+  await faults({ provider: "stripe", mode: "500", count: 20 });
+  try {
+    return await call();
+  } finally {
+    await faults({ provider: "stripe", mode: "500", count: 0 });
+  }
+}
+
 // deno-lint-ignore no-explicit-any
 async function stripeRefunds(pi: string): Promise<any[]> {
   const res = await fetch(`${stripeUrl}/refunds?payment_intent=${pi}`, {
@@ -244,13 +254,7 @@ Deno.test("a refund Stripe cannot take stays pending, and the same request finis
   const pi = await payByCard(orderId);
   const body = ret(orderId, [[lines[0], 2]], "refund");
   const key = { "Idempotency-Key": `pending-${orderId}` };
-  await faults({ provider: "stripe", mode: "500", count: 20 });
-  let first;
-  try {
-    first = await invoke(t.db, FN, body, key);
-  } finally {
-    await faults({ provider: "stripe", mode: "500", count: 0 });
-  }
+  const first = await whileStripeIsDown(() => invoke(t.db, FN, body, key));
   assert.equal(first.status, 502, JSON.stringify(first.body));
   assert.equal(first.body.error.code, "REFUND_PENDING");
   const { return_id, refund_id } = first.body.error.details;
@@ -293,13 +297,7 @@ Deno.test("a pending refund nobody retries is finished by the dispatcher, once",
   const pi = await payByCard(orderId);
   const body = ret(orderId, [[lines[0], 3]], "refund");
   const key = { "Idempotency-Key": `abandoned-${orderId}` };
-  await faults({ provider: "stripe", mode: "500", count: 20 });
-  let first;
-  try {
-    first = await invoke(t.db, FN, body, key);
-  } finally {
-    await faults({ provider: "stripe", mode: "500", count: 0 });
-  }
+  const first = await whileStripeIsDown(() => invoke(t.db, FN, body, key));
   assert.equal(first.body.error.code, "REFUND_PENDING");
   const { refund_id, return_id } = first.body.error.details;
   // The caller gives up. Two minutes later the refund's outbox row is due.
