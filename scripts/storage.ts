@@ -12,14 +12,73 @@
 //
 // Bucket limits (file_size_limit, allowed_mime_types) are enforced with
 // Storage's statuses and error shape: {"statusCode", "code", "error", "message"}.
+// shared/src/storage.rs reads that shape, so every refusal here uses it too.
+//
+// An upload is checked before its body is read, in Storage's order: the
+// declared Content-Length against the limit, the declared MIME type, then RLS
+// (the row is inserted and rolled back, as Storage's canUpload does). Only
+// then is the body read, counting bytes as they arrive and stopping at the
+// limit, so no caller can make the gateway buffer more than a bucket allows.
+//
+// Downloads are served as Storage serves them, hardened for a local API
+// origin: nosniff always, and anything but a raster image (SVG included) as
+// an attachment under a sandboxing CSP, so a stored page or script never runs
+// in the origin that holds the API's cookies and tokens.
 import type postgres from "postgres";
 import { b64url, type StackKeys } from "./jwt.ts";
 
 type Sql = ReturnType<typeof postgres>;
 type Claims = Record<string, unknown> & { role?: string; exp?: number };
+/** storage.objects.metadata, as Storage writes it. */
+type Metadata = Record<string, string | number | null>;
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
+
+/** Storage's global upload cap (Supabase's default): a bucket may only lower it. */
+const GLOBAL_FILE_SIZE_LIMIT = 50 * 1024 * 1024;
+/** What a multipart body may carry besides the file: boundaries and small fields. */
+const MULTIPART_OVERHEAD = 64 * 1024;
+/** The longest a signed URL may live: one year, in seconds. */
+const MAX_SIGNED_URL_SECONDS = 365 * 24 * 60 * 60;
+/** Types a browser only ever renders as a picture: safe to show inline. */
+const INLINE_TYPES = new Set([
+  "image/png",
+  "image/jpeg",
+  "image/gif",
+  "image/webp",
+]);
+
+/*
+ * Object names. Real Storage (src/storage/limits.ts, isValidKey) accepts a
+ * non-empty key made only of S3's safe characters and answers anything else
+ * with 400 InvalidKey: control characters (NUL included), '%', '#', backslash and
+ * non-ASCII are refused there, so they are refused here too, before a name
+ * reaches Postgres (which cannot store NUL) or the file system.
+ *
+ * Storage does not look at segments: on S3, `a/b` and `a//b` are two keys,
+ * while its file backend maps both to one file and refuses `.` and `..`
+ * segments. This stand-in is a file backend, so it must decide. It refuses
+ * (400 InvalidKey) rather than collapses: supabase-js already trims one
+ * leading and trailing slash and collapses repeated ones before sending, so
+ * such a name comes only from a client that builds paths by hand (like
+ * shared's StorageClient), and collapsing would store a name other than the
+ * one that client keeps in its own rows.
+ */
+const SAFE_KEY = /^[A-Za-z0-9_/!.*'() &$=@;:+,?-]+$/;
+
+/** Why `name` is not an acceptable object name, or null when it is. */
+function invalidObjectName(name: string): string | null {
+  if (!SAFE_KEY.test(name)) return "it holds a character Storage refuses";
+  const segments = name.split("/");
+  if (segments.some((s) => s === "")) {
+    return "it has an empty segment or a leading or trailing slash";
+  }
+  if (segments.some((s) => s === "." || s === "..")) {
+    return "it has a '.' or '..' segment";
+  }
+  return null;
+}
 
 function storageError(
   status: number,
@@ -39,6 +98,20 @@ const notFound = () =>
   storageError(404, "NoSuchKey", "not_found", "Object not found");
 const noBucket = () =>
   storageError(404, "NoSuchBucket", "Bucket not found", "Bucket not found");
+const tooLarge = () =>
+  storageError(
+    413,
+    "EntityTooLarge",
+    "Payload too large",
+    "The object exceeded the maximum allowed size",
+  );
+const invalidKey = (name: string, reason: string) =>
+  storageError(
+    400,
+    "InvalidKey",
+    "Invalid Input",
+    `Invalid key: ${name} (${reason})`,
+  );
 
 function b64urlDecode(s: string): Uint8Array<ArrayBuffer> {
   const b = atob(
@@ -94,6 +167,96 @@ export function multipartFile(
     at = next;
   }
   return null;
+}
+
+/**
+ * The whole body, or null as soon as more than `cap` bytes have arrived, so
+ * a caller can never make this process hold more than `cap` bytes of one
+ * upload.
+ */
+async function readAtMost(
+  body: ReadableStream<Uint8Array> | null,
+  cap: number,
+): Promise<Uint8Array<ArrayBuffer> | null> {
+  if (!body) return new Uint8Array(0);
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > cap) {
+      // Deno.serve still delivers the refusal to a client that is sending;
+      // the rest of the body is never read.
+      await reader.cancel();
+      return null;
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.length;
+  }
+  return bytes;
+}
+
+/** `type` without parameters, lower-cased: what bucket rules and downloads compare. */
+function bareType(type: string): string {
+  return type.split(";")[0].trim().toLowerCase();
+}
+
+function mimeAllowed(allowed: string[] | null, type: string): boolean {
+  return !allowed || allowed.length === 0 ||
+    allowed.some((a) =>
+      a === type || (a.endsWith("/*") && type.startsWith(a.slice(0, -1)))
+    );
+}
+
+const mimeRefused = (type: string) =>
+  storageError(
+    415,
+    "InvalidMimeType",
+    "invalid_mime_type",
+    `mime type ${type} is not supported`,
+  );
+
+/** Postgres errors of a write to storage.objects that are the caller's doing. */
+function writeRefusal(err: unknown): Response | null {
+  const code = (err as { code?: string }).code;
+  if (code === "23505") {
+    return storageError(
+      409,
+      "KeyAlreadyExists",
+      "Duplicate",
+      "The resource already exists",
+    );
+  }
+  if (code === "42501") {
+    return storageError(
+      403,
+      "AccessDenied",
+      "Unauthorized",
+      "new row violates row-level security policy",
+    );
+  }
+  return null;
+}
+
+/** Thrown to roll back the permission probe once its insert succeeded. */
+class Probed extends Error {}
+
+/** `attachment` with the object's own file name, quoted and RFC 5987 encoded. */
+function attachment(path: string): string {
+  const name = path.slice(path.lastIndexOf("/") + 1);
+  const quoted = name.replace(/[^\x20-\x7e]|["\\]/g, "_");
+  const encoded = encodeURIComponent(name).replace(
+    /['()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+  return `attachment; filename="${quoted}"; filename*=UTF-8''${encoded}`;
 }
 
 export class Storage {
@@ -207,17 +370,15 @@ export class Storage {
       );
     }
     const [, kind, bucket, rawPath] = m;
-    const path = rawPath ? decodeURIComponent(rawPath) : undefined;
-    if (
-      path !== undefined &&
-      (path.split("/").includes("..") || path.startsWith("/"))
-    ) {
-      return storageError(
-        400,
-        "InvalidKey",
-        "Invalid Input",
-        `Invalid key: ${path}`,
-      );
+    let path: string | undefined;
+    if (rawPath !== undefined) {
+      try {
+        path = decodeURIComponent(rawPath);
+      } catch {
+        return invalidKey(rawPath, "it is not valid percent-encoding");
+      }
+      const why = invalidObjectName(path);
+      if (why !== null) return invalidKey(path, why);
     }
     if (kind === "sign" && req.method === "GET" && path) {
       return await this.#signedDownload(bucket, path, url);
@@ -245,7 +406,7 @@ export class Storage {
     if (!kind && req.method === "DELETE") {
       const paths = path
         ? [path]
-        : ((await req.json().catch(() => ({}))).prefixes ?? []);
+        : ((await req.json().catch(() => null))?.prefixes ?? []);
       return await this.#remove(claims, bucket, paths);
     }
     return storageError(
@@ -254,6 +415,57 @@ export class Storage {
       "method_not_allowed",
       `${req.method} is not supported here`,
     );
+  }
+
+  /**
+   * Inserts (or, with `upsert`, replaces) the row of `bucket/path` as the
+   * caller, so the insert and update policies decide.
+   */
+  #writeRow(
+    tx: Sql,
+    claims: Claims,
+    bucket: string,
+    path: string,
+    upsert: boolean,
+    metadata: Metadata,
+  ) {
+    const owner = claims.role === "authenticated" ? String(claims.sub) : null;
+    return upsert
+      ? tx`insert into storage.objects (bucket_id, name, owner, metadata)
+          values (${bucket}, ${path}, ${owner}, ${tx.json(metadata)})
+          on conflict (bucket_id, name) do update set metadata = excluded.metadata, owner = excluded.owner,
+            updated_at = now()
+          returning id::text`
+      : tx`insert into storage.objects (bucket_id, name, owner, metadata)
+          values (${bucket}, ${path}, ${owner}, ${tx.json(metadata)})
+          returning id::text`;
+  }
+
+  /**
+   * Whether the caller may write `bucket/path`, asked before the body is
+   * read: the row is written as the caller and rolled back, as Storage's
+   * canUpload does. A refusal (403, or 409 for an existing name without
+   * upsert) as a response, else null.
+   */
+  async #mayWrite(
+    claims: Claims,
+    bucket: string,
+    path: string,
+    upsert: boolean,
+    metadata: Metadata,
+  ): Promise<Response | null> {
+    try {
+      await this.#asCaller(claims, async (tx) => {
+        await this.#writeRow(tx, claims, bucket, path, upsert, metadata);
+        throw new Probed();
+      });
+    } catch (err) {
+      if (err instanceof Probed) return null;
+      const refusal = writeRefusal(err);
+      if (refusal) return refusal;
+      throw err;
+    }
+    return null;
   }
 
   async #upload(
@@ -265,10 +477,37 @@ export class Storage {
   ): Promise<Response> {
     const b = await this.#bucket(bucket);
     if (!b) return noBucket();
-    let bytes: Uint8Array;
-    let type = req.headers.get("content-type") ?? "application/octet-stream";
-    if (type.startsWith("multipart/form-data")) {
-      const file = multipartFile(new Uint8Array(await req.arrayBuffer()), type);
+    const limit = Math.min(
+      b.file_size_limit === null
+        ? GLOBAL_FILE_SIZE_LIMIT
+        : Number(b.file_size_limit),
+      GLOBAL_FILE_SIZE_LIMIT,
+    );
+    const allowed: string[] | null = b.allowed_mime_types;
+    const declaredType = req.headers.get("content-type") ??
+      "application/octet-stream";
+    const multipart = declaredType.startsWith("multipart/form-data");
+    // A multipart body also carries boundaries and small fields; its file is
+    // checked against the limit itself once the body is parsed.
+    const cap = multipart ? limit + MULTIPART_OVERHEAD : limit;
+    const declaredLength = Number(req.headers.get("content-length"));
+    if (declaredLength > cap) return tooLarge();
+    if (!multipart && !mimeAllowed(allowed, bareType(declaredType))) {
+      return mimeRefused(bareType(declaredType));
+    }
+    const upsert = replace || req.headers.get("x-upsert") === "true";
+    const refusal = await this.#mayWrite(claims, bucket, path, upsert, {
+      mimetype: multipart ? null : bareType(declaredType),
+      contentLength: Number.isFinite(declaredLength) ? declaredLength : null,
+    });
+    if (refusal) return refusal;
+
+    const body = await readAtMost(req.body, cap);
+    if (!body) return tooLarge();
+    let bytes: Uint8Array<ArrayBuffer> = body;
+    let type = bareType(declaredType);
+    if (multipart) {
+      const file = multipartFile(body, declaredType);
       if (!file) {
         return storageError(
           400,
@@ -277,37 +516,11 @@ export class Storage {
           "No content provided",
         );
       }
+      if (file.bytes.length > limit) return tooLarge();
       bytes = file.bytes;
-      type = file.type;
-    } else {
-      bytes = new Uint8Array(await req.arrayBuffer());
+      type = bareType(file.type);
+      if (!mimeAllowed(allowed, type)) return mimeRefused(type);
     }
-    type = type.split(";")[0].trim().toLowerCase();
-    if (
-      b.file_size_limit !== null && bytes.length > Number(b.file_size_limit)
-    ) {
-      return storageError(
-        413,
-        "EntityTooLarge",
-        "Payload too large",
-        "The object exceeded the maximum allowed size",
-      );
-    }
-    const allowed: string[] | null = b.allowed_mime_types;
-    if (
-      allowed && allowed.length &&
-      !allowed.some((a) =>
-        a === type || (a.endsWith("/*") && type.startsWith(a.slice(0, -1)))
-      )
-    ) {
-      return storageError(
-        415,
-        "InvalidMimeType",
-        "invalid_mime_type",
-        `mime type ${type} is not supported`,
-      );
-    }
-    const upsert = replace || req.headers.get("x-upsert") === "true";
     const metadata = {
       size: bytes.length,
       mimetype: type,
@@ -317,20 +530,16 @@ export class Storage {
       lastModified: new Date().toISOString(),
     };
     try {
+      // Written again for real: the name may have been taken since the probe.
       const id = await this.#asCaller(claims, async (tx) => {
-        const owner = claims.role === "authenticated"
-          ? String(claims.sub)
-          : null;
-        const rows = upsert
-          ? await tx`insert into storage.objects (bucket_id, name, owner, metadata)
-              values (${bucket}, ${path}, ${owner}, ${tx.json(metadata)})
-              on conflict (bucket_id, name) do update set metadata = excluded.metadata, owner = excluded.owner,
-                updated_at = now()
-              returning id::text`
-          : await tx`insert into storage.objects (bucket_id, name, owner, metadata)
-              values (${bucket}, ${path}, ${owner}, ${
-            tx.json(metadata)
-          }) returning id::text`;
+        const rows = await this.#writeRow(
+          tx,
+          claims,
+          bucket,
+          path,
+          upsert,
+          metadata,
+        );
         const file = this.#file(bucket, path);
         await Deno.mkdir(file.slice(0, file.lastIndexOf("/")), {
           recursive: true,
@@ -345,23 +554,8 @@ export class Storage {
         },
       );
     } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code === "23505") {
-        return storageError(
-          409,
-          "KeyAlreadyExists",
-          "Duplicate",
-          "The resource already exists",
-        );
-      }
-      if (code === "42501") {
-        return storageError(
-          403,
-          "AccessDenied",
-          "Unauthorized",
-          "new row violates row-level security policy",
-        );
-      }
+      const refusal = writeRefusal(err);
+      if (refusal) return refusal;
       throw err;
     }
   }
@@ -373,17 +567,29 @@ export class Storage {
     row: { metadata?: { mimetype?: string } } | undefined,
   ): Promise<Response> {
     if (!row) return notFound();
+    let bytes: Uint8Array<ArrayBuffer>;
     try {
-      const bytes = await Deno.readFile(this.#file(bucket, path));
-      return new Response(bytes, {
-        headers: {
-          "content-type": row.metadata?.mimetype ?? "application/octet-stream",
-          "content-length": String(bytes.length),
-        },
-      });
+      bytes = await Deno.readFile(this.#file(bucket, path));
     } catch {
       return notFound();
     }
+    const stored = bareType(
+      row.metadata?.mimetype ?? "application/octet-stream",
+    );
+    // As Storage does (renderer.ts, normalizeContentType): never text/html.
+    const type = stored === "text/html" ? "text/plain" : stored;
+    const headers = new Headers({
+      "content-type": type,
+      "content-length": String(bytes.length),
+      "x-content-type-options": "nosniff",
+    });
+    if (!INLINE_TYPES.has(type)) {
+      // Anything a browser could run (HTML, SVG, XML, PDF, …) is saved, not
+      // shown, and runs nothing even if shown: the API origin holds tokens.
+      headers.set("content-disposition", attachment(path));
+      headers.set("content-security-policy", "default-src 'none'; sandbox");
+    }
+    return new Response(bytes, { headers });
   }
 
   /** An object's row, read as the owner (for public and signed downloads). */
@@ -426,14 +632,19 @@ export class Storage {
     bucket: string,
     path: string,
   ): Promise<Response> {
-    const body = await req.json().catch(() => ({}));
-    const expiresIn = Number(body.expiresIn);
-    if (!Number.isInteger(expiresIn) || expiresIn < 1) {
+    const body = await req.json().catch(() => null);
+    const expiresIn = body?.expiresIn;
+    // A JSON number of whole seconds, 1 to a year: 1e308 or 1.5 or "60" is
+    // refused, not turned into a URL that never expires or an invalid token.
+    if (
+      typeof expiresIn !== "number" || !Number.isInteger(expiresIn) ||
+      expiresIn < 1 || expiresIn > MAX_SIGNED_URL_SECONDS
+    ) {
       return storageError(
         400,
         "InvalidParameter",
         "Invalid Input",
-        "expiresIn must be a positive whole number of seconds",
+        `expiresIn must be a whole number of seconds from 1 to ${MAX_SIGNED_URL_SECONDS}`,
       );
     }
     if (!(await this.#visible(claims, bucket, path))) return notFound();
