@@ -182,8 +182,10 @@ revoke all on function private.raise_error(text, text, jsonb) from public;
 /*
  * private.begin_request(errors, idempotency_key): the start every RPC shares.
  * Raises CEA01 without a signed-in user; then CEV01 when `errors` (the
- * payload's problems by field) or the Idempotency-Key has any. Returns the
- * caller's user id.
+ * payload's problems by field) or the idempotency key has any. The key rule
+ * is the edge functions' own (shared::Request::idempotency_key): 1 to 255
+ * visible ASCII characters, so no space, CR, LF or other control character
+ * and nothing outside ASCII. Returns the caller's user id.
  */
 create or replace function private.begin_request(errors jsonb, idempotency_key text)
 returns uuid
@@ -196,8 +198,8 @@ begin
   if caller is null then
     perform private.raise_error('CEA01', 'a signed-in user is required');
   end if;
-  if idempotency_key is not null and length(idempotency_key) not between 1 and 255 then
-    errors := errors || '{"Idempotency-Key": "must be 1 to 255 characters"}';
+  if idempotency_key is not null and idempotency_key !~ '^[\x21-\x7e]{1,255}$' then
+    errors := errors || '{"idempotency_key": "must be 1 to 255 visible ASCII characters"}';
   end if;
   if errors <> '{}' then
     perform private.raise_error('CEV01', 'the request has invalid fields', errors);
@@ -255,6 +257,8 @@ revoke all on function private.amount_errors(jsonb, text, text, boolean) from pu
 /*
  * Each object in `items` equal to an earlier one on every key in `keys`:
  * {"items[n].<field>": "repeats items[first]<qualifier>; combine them into one line"}.
+ * A value written as a UUID is compared as a UUID, so ids that differ only in
+ * letter case are the same id.
  */
 create or replace function private.repeated_lines(items jsonb, keys text[], field text, qualifier text default '')
 returns jsonb
@@ -268,7 +272,11 @@ as $$
     select t.o - 1 as n, first_value(t.o - 1) over (partition by line_key.k order by t.o) as first
     from jsonb_array_elements(items) with ordinality t(i, o)
     cross join lateral (
-      select jsonb_agg(t.i -> u.key order by u.ord) as k from unnest(keys) with ordinality u(key, ord)
+      select jsonb_agg(
+               case when (t.i ->> u.key) ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+                    then to_jsonb((t.i ->> u.key)::uuid) else t.i -> u.key end
+               order by u.ord) as k
+      from unnest(keys) with ordinality u(key, ord)
     ) line_key
     where jsonb_typeof(t.i) = 'object'
   ) d

@@ -64,7 +64,7 @@ create table if not exists public.deliveries (
   delivery_method text not null,
   status text not null default 'pending'
     check (status in ('pending', 'scheduled', 'in_transit', 'delivered', 'failed')),
-  address text,
+  address text check (length(address) <= 500),
   scheduled_for date,
   created_at timestamptz default now(),
   unique (order_id),
@@ -100,7 +100,11 @@ revoke all on public.wholesale_orders, public.wholesale_order_items,
 -- Orders and their lines are created only through create_wholesale_order.
 grant select on public.wholesale_orders, public.wholesale_order_items,
   public.wholesale_order_allocations to authenticated;
--- Members work deliveries and alerts through their lifecycle.
-grant select, update on public.deliveries, public.inventory_alerts to authenticated;
+-- Members work deliveries and alerts through their lifecycle. A delivery's
+-- status, date and address are theirs to change; which order (and so which
+-- tenant) it belongs to and how it goes are fixed by the order.
+grant select on public.deliveries to authenticated;
+grant update (status, scheduled_for, address) on public.deliveries to authenticated;
+grant select, update on public.inventory_alerts to authenticated;
 grant all on public.wholesale_orders, public.wholesale_order_items,
   public.wholesale_order_allocations, public.deliveries, public.inventory_alerts to service_role;

@@ -1,7 +1,8 @@
 -- Storage: the nine buckets of seed 000, and object access by tenant prefix.
 --
 -- Objects live under `<tenant_id>/…` in every bucket. Members of that tenant
--- may read and write them; in a public bucket anyone may read. The bucket's
+-- may read them, and write them unless they are viewers (see the roles in the
+-- tenancy migration); in a public bucket anyone may read. The bucket's
 -- file_size_limit and allowed_mime_types are enforced by the Storage API.
 
 insert into storage.buckets (id, name, public, file_size_limit, allowed_mime_types) values
@@ -52,15 +53,15 @@ create policy "Anyone can read files in public buckets" on storage.objects
 drop policy if exists "Members can upload their tenant's files" on storage.objects;
 create policy "Members can upload their tenant's files" on storage.objects
   for insert to authenticated
-  with check (private.object_tenant(name) in (select private.current_tenant_ids()));
+  with check (private.object_tenant(name) in (select private.tenant_ids_with_role('member')));
 
 drop policy if exists "Members can replace their tenant's files" on storage.objects;
 create policy "Members can replace their tenant's files" on storage.objects
   for update to authenticated
-  using (private.object_tenant(name) in (select private.current_tenant_ids()))
-  with check (private.object_tenant(name) in (select private.current_tenant_ids()));
+  using (private.object_tenant(name) in (select private.tenant_ids_with_role('member')))
+  with check (private.object_tenant(name) in (select private.tenant_ids_with_role('member')));
 
 drop policy if exists "Members can delete their tenant's files" on storage.objects;
 create policy "Members can delete their tenant's files" on storage.objects
   for delete to authenticated
-  using (private.object_tenant(name) in (select private.current_tenant_ids()));
+  using (private.object_tenant(name) in (select private.tenant_ids_with_role('member')));

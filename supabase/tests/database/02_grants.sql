@@ -19,11 +19,11 @@ from (values
   ('products', array['SELECT', 'INSERT', 'UPDATE', 'DELETE']),
   ('warehouses', array['SELECT', 'INSERT', 'UPDATE', 'DELETE']),
   ('wholesale_inventory', array['SELECT', 'INSERT', 'UPDATE', 'DELETE']),
-  ('wholesale_clients', array['SELECT', 'INSERT', 'UPDATE', 'DELETE']),
+  ('wholesale_clients', array['SELECT', 'DELETE']),
   ('wholesale_orders', array['SELECT']),
   ('wholesale_order_items', array['SELECT']),
   ('wholesale_order_allocations', array['SELECT']),
-  ('deliveries', array['SELECT', 'UPDATE']),
+  ('deliveries', array['SELECT']),
   ('inventory_alerts', array['SELECT', 'UPDATE']),
   ('idempotency_keys', array[]::text[]),
   ('notification_outbox', array['SELECT']),
@@ -43,6 +43,35 @@ select column_privs_are('public', 'purchase_orders', 'status', 'authenticated', 
 select column_privs_are('public', 'purchase_orders', 'total_amount', 'authenticated', array['SELECT'],
   'members may not update a PO''s total');
 
+-- A client's balance is written only by the RPCs that move money; its credit
+-- columns are granted, and private.guard_client_write keeps them to admins.
+select column_privs_are('public', 'wholesale_clients', c, 'authenticated', privs,
+  format('authenticated may %s wholesale_clients.%s', array_to_string(privs, ', '), c))
+from (values
+  ('id', array['SELECT', 'INSERT']),
+  ('tenant_id', array['SELECT', 'INSERT']),
+  ('name', array['SELECT', 'INSERT', 'UPDATE']),
+  ('email', array['SELECT', 'INSERT', 'UPDATE']),
+  ('phone', array['SELECT', 'INSERT', 'UPDATE']),
+  ('address', array['SELECT', 'INSERT', 'UPDATE']),
+  ('payment_terms', array['SELECT', 'INSERT', 'UPDATE']),
+  ('credit_limit', array['SELECT', 'INSERT', 'UPDATE']),
+  ('status', array['SELECT', 'INSERT', 'UPDATE']),
+  ('current_balance', array['SELECT']),
+  ('created_at', array['SELECT'])) v(c, privs);
+-- A delivery stays with its order and tenant; members move it along.
+select column_privs_are('public', 'deliveries', c, 'authenticated', privs,
+  format('authenticated may %s deliveries.%s', array_to_string(privs, ', '), c))
+from (values
+  ('status', array['SELECT', 'UPDATE']),
+  ('scheduled_for', array['SELECT', 'UPDATE']),
+  ('address', array['SELECT', 'UPDATE']),
+  ('id', array['SELECT']),
+  ('tenant_id', array['SELECT']),
+  ('order_id', array['SELECT']),
+  ('delivery_method', array['SELECT']),
+  ('created_at', array['SELECT'])) v(c, privs);
+
 select function_privs_are('public', 'create_wholesale_order', array['jsonb', 'text'], 'anon', array[]::text[],
   'anon cannot call create_wholesale_order');
 select function_privs_are('public', 'create_wholesale_order', array['jsonb', 'text'], 'authenticated', array['EXECUTE'],
@@ -55,7 +84,7 @@ from (values ('anon', array[]::text[]), ('authenticated', array[]::text[]), ('se
 select function_privs_are('public', 'refund_state', array['uuid'], r, privs,
   format('%s may %s refund_state', r, coalesce(array_to_string(privs, ''), 'not call')))
 from (values ('anon', array[]::text[]), ('authenticated', array[]::text[]), ('service_role', array['EXECUTE'])) v(r, privs);
-select function_privs_are('public', 'attach_purchase_order_pdf', array['uuid', 'text'], 'anon', array[]::text[],
+select function_privs_are('public', 'attach_purchase_order_pdf', array['uuid'], 'anon', array[]::text[],
   'anon cannot call attach_purchase_order_pdf');
 select function_privs_are('public', 'purge_expired_idempotency_keys', array[]::text[], 'authenticated', array[]::text[],
   'authenticated cannot purge idempotency keys');
@@ -67,7 +96,7 @@ select is(
   array(select p.proname::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
         where n.nspname = 'private' and has_function_privilege('authenticated', p.oid, 'execute')
         order by 1),
-  array['current_tenant_ids', 'is_member', 'object_tenant'],
+  array['current_tenant_ids', 'is_member', 'object_tenant', 'tenant_ids_with_role'],
   'authenticated can execute only the helpers RLS policies call');
 select is(
   array(select p.proname::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
