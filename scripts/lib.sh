@@ -199,9 +199,18 @@ select vault.create_secret(:'key', 'service_role_key');
 SQL
 }
 
+# The REST server's pool: REST_POOL connections (20). Each tenant may hold at
+# most its max_concurrent (4 by default) of them in business work, so one
+# tenant can never take the pool. postrust does not read per-role settings
+# from the database as PostgREST does, so the API roles' statement timeouts
+# are given to it here (PGRST_ROLE_SETTINGS), with the values the migrations
+# and Supabase set; lock_timeout is on the authenticator role (bootstrap.sql).
+REST_POOL="${REST_POOL:-20}"
 start_rest() {
-  log "starting postrust (PostgREST) on 127.0.0.1:$REST_PORT"
+  log "starting postrust (PostgREST) on 127.0.0.1:$REST_PORT, pool $REST_POOL"
   DATABASE_URL="postgres://authenticator@127.0.0.1:$DB_PORT/postgres" \
+    PGRST_DB_POOL="$REST_POOL" \
+    PGRST_ROLE_SETTINGS='{"anon":{"statement_timeout":3000},"authenticated":{"statement_timeout":8000}}' \
     PGRST_DB_ANON_ROLE=anon PGRST_DB_SCHEMAS=public PGRST_COMPAT_MODE=true \
     PGRST_SERVER_HOST=127.0.0.1 PGRST_SERVER_PORT="$REST_PORT" \
     PGRST_JWT_SECRET="$(cat "$STACK_DIR/rest-jwt-secret.json")" \

@@ -51,6 +51,9 @@ export async function makeTenant(opts: {
   stock?: number;
   creditLimit?: number | null;
   reorderPoint?: number | null;
+  /** Business transactions the tenant may run at once in the database; tests
+   * of row locking raise it so that requests really overlap there. */
+  maxConcurrent?: number;
 } = {}): Promise<Tenant> {
   const {
     warehouses = 1,
@@ -58,6 +61,7 @@ export async function makeTenant(opts: {
     stock = 100,
     creditLimit = 1000,
     reorderPoint = null,
+    maxConcurrent,
   } = opts;
   const tag = crypto.randomUUID().slice(0, 8);
   const [user] =
@@ -66,6 +70,10 @@ export async function makeTenant(opts: {
     values (${`t-${tag}`}, ${`Tenant ${tag}`}) returning id::text`;
   await sql`insert into public.tenant_users (tenant_id, user_id, email)
     values (${tenant.id}, ${user.id}, ${`u-${tag}@e2e.test`})`;
+  if (maxConcurrent) {
+    await sql`insert into public.tenant_capacity_policies (tenant_id, max_concurrent)
+      values (${tenant.id}, ${maxConcurrent})`;
+  }
   const whs: string[] = [];
   for (let i = 1; i <= warehouses; i++) {
     const [w] =
@@ -180,6 +188,7 @@ export async function assertBoundary(
   fn: string,
   valid: Record<string, unknown>,
   changed: () => Promise<boolean>,
+  textField?: string,
 ) {
   const post = (body: string, headers: Record<string, string> = {}) =>
     fetch(`${url}/functions/v1/${fn}`, {
@@ -213,6 +222,22 @@ export async function assertBoundary(
     400,
     "VALIDATION_ERROR",
   );
+  await expect(
+    await post(JSON.stringify(valid), { "idempotency-key": "has\ttab" }),
+    400,
+    "VALIDATION_ERROR",
+  );
+  if (textField) {
+    // A NUL in free text is 400 naming the field, never a 500 from Postgres.
+    const res = await post(
+      JSON.stringify(withValue(valid, textField, "a\u0000b")),
+    );
+    const body = await res.clone().json();
+    if (!body?.error?.details?.[textField]) {
+      throw new Error(`${fn}: a NUL in ${textField}: ${JSON.stringify(body)}`);
+    }
+    await expect(res, 400, "VALIDATION_ERROR");
+  }
   await expect(
     await fetch(`${url}/functions/v1/${fn}`, {
       method: "GET",
@@ -248,6 +273,21 @@ export async function assertBoundary(
     );
   }
   if (await changed()) throw new Error(`${fn}: a refused request changed data`);
+}
+
+/** A deep copy of `body` with `path` (`notes`, `items[0].reason`) set to `value`. */
+export function withValue(
+  body: Record<string, unknown>,
+  path: string,
+  value: unknown,
+): Record<string, unknown> {
+  const copy = structuredClone(body);
+  const keys = path.replace(/\[(\d+)\]/g, ".$1").split(".");
+  // deno-lint-ignore no-explicit-any
+  let at: any = copy;
+  for (const k of keys.slice(0, -1)) at = at[k];
+  at[keys[keys.length - 1]] = value;
+  return copy;
 }
 
 // --- the provider sandbox ------------------------------------------------------

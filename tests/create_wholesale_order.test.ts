@@ -405,7 +405,7 @@ Deno.test("credit limit exceeded is 409 with the numbers, and changes nothing", 
 });
 
 Deno.test("32 parallel orders for a product with stock 10: exactly 10 succeed", async () => {
-  const t = await makeTenant({ products: 1, stock: 10 });
+  const t = await makeTenant({ products: 1, stock: 10, maxConcurrent: 8 });
   const results = await Promise.all(
     Array.from({ length: 32 }, () => invoke(clientFor(t.token), FN, order(t))),
   );
@@ -438,7 +438,7 @@ Deno.test("32 parallel orders for a product with stock 10: exactly 10 succeed", 
 });
 
 Deno.test("crossing two-item orders in parallel never deadlock", async () => {
-  const t = await makeTenant({ products: 2, stock: 1000 });
+  const t = await makeTenant({ products: 2, stock: 1000, maxConcurrent: 8 });
   const [a, b] = t.products;
   const line = (p: string) => ({ product_id: p, quantity: 1, unit_price: 1 });
   const results = await Promise.all(
@@ -462,7 +462,7 @@ Deno.test("crossing two-item orders in parallel never deadlock", async () => {
 });
 
 Deno.test("20 parallel requests with one idempotency key create exactly one order", async () => {
-  const t = await makeTenant();
+  const t = await makeTenant({ maxConcurrent: 8 });
   const key = crypto.randomUUID();
   const results = await Promise.all(
     Array.from(

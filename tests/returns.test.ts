@@ -155,7 +155,7 @@ Deno.test("a return puts stock back into the warehouses it came from", async () 
 });
 
 Deno.test("10 concurrent returns of one line never exceed the ordered quantity", async () => {
-  const t = await makeTenant({ stock: 100 });
+  const t = await makeTenant({ stock: 100, maxConcurrent: 8 });
   const { orderId, lines } = await placeOrder(t, [
     { product: 0, quantity: 10, unit_price: 1 },
   ]);
@@ -464,11 +464,12 @@ Deno.test("another tenant's order or line is 404 and changes nothing", async () 
         where tenant_id = ${a.id}`;
       return r.n > 0;
     },
+    "items[0].reason",
   );
 });
 
 Deno.test("one idempotency key: 10 parallel returns make one, another body gets 422", async () => {
-  const t = await makeTenant();
+  const t = await makeTenant({ maxConcurrent: 8 });
   const { orderId, lines } = await placeOrder(t, [
     { product: 0, quantity: 10, unit_price: 1 },
   ]);
@@ -503,7 +504,12 @@ Deno.test("one idempotency key: 10 parallel returns make one, another body gets 
 });
 
 Deno.test("orders, returns and exchanges in parallel on one product: no deadlock, every unit accounted for", async () => {
-  const t = await makeTenant({ warehouses: 2, products: 2, stock: 500 });
+  const t = await makeTenant({
+    warehouses: 2,
+    products: 2,
+    stock: 500,
+    maxConcurrent: 8,
+  });
   const placed = [];
   for (let i = 0; i < 12; i++) {
     placed.push(

@@ -34,6 +34,9 @@ pub enum ApiError {
     IdempotencyKeyReused,
     /// The tenant used up its limit for this function.
     RateLimited(RateLimit),
+    /// The tenant already runs its maximum of business transactions at once
+    /// (`tenant_capacity_policies`). Retry after a moment.
+    TooManyConcurrent { max_concurrent: u64 },
     /// A dependency (the database, the REST server) is unreachable or timed out. Retry is safe.
     Unavailable(String),
     /// The work is recorded, but a later step with an outside service (Storage,
@@ -95,7 +98,7 @@ impl ApiError {
             ApiError::Conflict { .. } => 409,
             ApiError::PayloadTooLarge { .. } => 413,
             ApiError::IdempotencyKeyReused => 422,
-            ApiError::RateLimited(_) => 429,
+            ApiError::RateLimited(_) | ApiError::TooManyConcurrent { .. } => 429,
             ApiError::Unavailable(_) => 503,
             ApiError::Unfinished { .. } => 502,
             ApiError::Internal(_) => 500,
@@ -114,6 +117,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             ApiError::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             ApiError::RateLimited(_) => "RATE_LIMITED",
+            ApiError::TooManyConcurrent { .. } => "TOO_MANY_CONCURRENT_REQUESTS",
             ApiError::Unavailable(_) => "SERVICE_UNAVAILABLE",
             ApiError::Internal(_) => "INTERNAL_ERROR",
         }
@@ -140,6 +144,9 @@ impl ApiError {
                 "too many requests for {}; retry in {} s",
                 r.function, r.retry_after
             ),
+            ApiError::TooManyConcurrent { max_concurrent } => format!(
+                "this tenant already has {max_concurrent} requests in progress; retry in a moment"
+            ),
             ApiError::Unavailable(_) => "a dependency is unavailable; retry later".into(),
             ApiError::Internal(_) => "internal error".into(),
         }
@@ -156,6 +163,9 @@ impl ApiError {
                 "function": r.function, "limit": r.limit,
                 "window_seconds": r.window_seconds, "retry_after": r.retry_after,
             }),
+            ApiError::TooManyConcurrent { max_concurrent } => {
+                json!({ "max_concurrent": max_concurrent, "retry_after": 1 })
+            }
             _ => Value::Null,
         }
     }
@@ -194,11 +204,14 @@ impl ApiError {
     /// | CES01 | INSUFFICIENT_STOCK | 409 |
     /// | CEC01 | CREDIT_LIMIT_EXCEEDED | 409 |
     /// | CEC02 | CLIENT_INACTIVE | 409 |
+    /// | CET01 | INVALID_STATUS_TRANSITION (details: from, to) | 409 |
     /// | CEX01 | RETURN_EXCEEDS_ORDERED | 409 |
     /// | CEX02 | NOT_REFUNDABLE | 409 |
     /// | CEI09 | IDEMPOTENCY_KEY_IN_USE | 409 |
     /// | CEI22 | IDEMPOTENCY_KEY_REUSED | 422 |
     /// | CER29 | RATE_LIMITED (with Retry-After and RateLimit headers) | 429 |
+    /// | CER03 | TOO_MANY_CONCURRENT_REQUESTS (with Retry-After) | 429 |
+    /// | 22P05, 22021 | VALIDATION_ERROR (`body`: NUL or an invalid character) | 400 |
     /// | 40001, 40P01, 55P03 | CONCURRENT_UPDATE (retry) | 409 |
     /// | 23505 | CONFLICT | 409 |
     /// | 42501 | FORBIDDEN | 403 |
@@ -238,6 +251,7 @@ impl ApiError {
             "CES01" => conflict("INSUFFICIENT_STOCK"),
             "CEC01" => conflict("CREDIT_LIMIT_EXCEEDED"),
             "CEC02" => conflict("CLIENT_INACTIVE"),
+            "CET01" => conflict("INVALID_STATUS_TRANSITION"),
             "CEX01" => conflict("RETURN_EXCEEDS_ORDERED"),
             "CEX02" => conflict("NOT_REFUNDABLE"),
             "CEI09" => conflict("IDEMPOTENCY_KEY_IN_USE"),
@@ -255,6 +269,18 @@ impl ApiError {
                     retry_after: n("retry_after").max(1),
                 })
             }
+            "CER03" => ApiError::TooManyConcurrent {
+                max_concurrent: details
+                    .get("max_concurrent")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
+            },
+            // Postgres refuses \u0000 in text and jsonb before our SQL runs,
+            // so the field cannot be named; the body can.
+            "22P05" | "22021" => ApiError::field(
+                "body",
+                "must not contain NUL (\\u0000) or characters the database cannot store",
+            ),
             "40001" | "40P01" | "55P03" => ApiError::Conflict {
                 code: "CONCURRENT_UPDATE".into(),
                 message: "a concurrent update got in the way; retry the request".into(),
@@ -327,6 +353,9 @@ mod tests {
             ("PGRST301", 401, "UNAUTHORIZED"),
             ("57014", 503, "SERVICE_UNAVAILABLE"),
             ("XX000", 500, "INTERNAL_ERROR"),
+            ("CET01", 409, "INVALID_STATUS_TRANSITION"),
+            ("CER03", 429, "TOO_MANY_CONCURRENT_REQUESTS"),
+            ("22P05", 400, "VALIDATION_ERROR"),
         ];
         for (state, status, code) in cases {
             let e =
@@ -359,6 +388,25 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn a_tenant_at_its_concurrency_cap_is_told_to_retry_in_a_second() {
+        let body = r#"{"code":"CER03","message":"m","details":"{\"max_concurrent\":4,\"retry_after\":1}"}"#;
+        let e = ApiError::from_postgrest(400, body);
+        assert_eq!(e, ApiError::TooManyConcurrent { max_concurrent: 4 });
+        assert_eq!(e.details(), json!({"max_concurrent": 4, "retry_after": 1}));
+        let r = crate::Response::from_error(&e);
+        assert_eq!(r.status, 429);
+        assert!(r.headers.contains(&("retry-after".into(), "1".into())));
+    }
+
+    #[test]
+    fn a_nul_the_database_refused_is_a_400_on_the_body() {
+        let body = r#"{"code":"22P05","message":"unsupported Unicode escape sequence"}"#;
+        let e = ApiError::from_postgrest(400, body);
+        assert_eq!(e.status(), 400);
+        assert!(e.details()["body"].as_str().unwrap().contains("NUL"));
     }
 
     #[test]

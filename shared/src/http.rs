@@ -129,6 +129,9 @@ impl Response {
                 .headers
                 .push(("allow".into(), format!("{allowed}, OPTIONS"))),
             ApiError::RateLimited(limit) => response.headers.extend(limit.headers()),
+            ApiError::TooManyConcurrent { .. } => {
+                response.headers.push(("retry-after".into(), "1".into()))
+            }
             _ => {}
         }
         response

@@ -13,6 +13,7 @@
 mod auth;
 mod config;
 mod error;
+pub mod gate;
 mod http;
 mod jwt;
 mod postgrest;
@@ -29,7 +30,9 @@ pub use config::Config;
 pub use error::{ApiError, RateLimit, Result};
 pub use http::{Request, Response, MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};
 pub use jwt::{Claims, JwtVerifier, LEEWAY_SECS};
-pub use postgrest::{is_replay, notifications_queued, PostgrestClient};
+pub use postgrest::{
+    is_replay, notifications_queued, Counted, PostgrestClient, BUSY_RETRIES, GATE_MAX_WAIT,
+};
 pub use storage::{error_from_storage, StorageClient};
 pub use validate::{
     is_date, join, json_number, parse_decimal, utc_day, DecimalRule, Validator, DECIMAL_10_2_MAX,

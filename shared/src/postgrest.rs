@@ -1,9 +1,35 @@
 //! A PostgREST RPC client that calls with the caller's own token, so RLS and
 //! `auth.uid()` apply exactly as they would for a direct call.
 
-use serde_json::Value;
+use std::time::Duration;
 
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::auth::Caller;
 use crate::error::{ApiError, Result};
+use crate::gate;
+use crate::providers::Clock;
+
+/// How often a business RPC refused for the tenant's concurrency cap
+/// (`TOO_MANY_CONCURRENT_REQUESTS`) is tried again, and the first pause; the
+/// pause doubles each time (25, 50 … 800 ms, about 1.6 s in all), with
+/// jitter. The wait holds no database connection.
+pub const BUSY_RETRIES: u32 = 6;
+/// The longest a request waits in its isolate for one of its tenant's places
+/// (see [`gate`]) before it is answered 429 TOO_MANY_CONCURRENT_REQUESTS.
+pub const GATE_MAX_WAIT: Duration = Duration::from_secs(5);
+const BUSY_FIRST_PAUSE_MS: f64 = 25.0;
+
+/// A business request, counted against its tenant's rate limit before it runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Counted<'a> {
+    /// The edge function's name, as in `rate_limit_policies`.
+    pub function_name: &'a str,
+    /// The id of the row that names the request's tenant (the client of an
+    /// order, the supplier of a PO, the order of a return).
+    pub subject_id: Uuid,
+}
 
 #[derive(Debug, Clone)]
 pub struct PostgrestClient {
@@ -32,13 +58,105 @@ impl PostgrestClient {
     /// Absent optional arguments must be left out of `args`, not sent as null:
     /// the SQL side gives them defaults (see the README on REST-server parity).
     pub async fn rpc(&self, function: &str, args: &Value, caller_token: &str) -> Result<Value> {
-        let response = self
+        self.rpc_with_admission(function, args, caller_token, None)
+            .await
+    }
+
+    /// A business RPC, as the caller, counted first.
+    ///
+    /// 1. `admit_request` (service role, its own transaction) takes the
+    ///    attempt's token from the tenant's bucket and returns a one-time
+    ///    admission, so a request that then fails has still paid for itself.
+    /// 2. In this isolate, at most the tenant's `max_concurrent` requests go
+    ///    on to the database; the others wait their turn ([`gate`],
+    ///    [`GATE_MAX_WAIT`]), holding no connection.
+    /// 3. The RPC runs with the admission in `x-admission`, which the SQL
+    ///    spends. A refusal for the tenant's concurrency cap (other isolates
+    ///    hold its places) is retried after a short pause ([`BUSY_RETRIES`]);
+    ///    the admission is still unspent then.
+    ///
+    /// Without the service key the RPC takes its token itself (a failure then
+    /// gives it back); see the rate_limits migration.
+    pub async fn rpc_counted(
+        &self,
+        function: &str,
+        args: &Value,
+        caller: &Caller,
+        counted: Counted<'_>,
+        service_key: Option<&str>,
+        clock: &dyn Clock,
+    ) -> Result<Value> {
+        let admitted = match service_key {
+            Some(key) => {
+                self.rpc(
+                    "admit_request",
+                    &json!({
+                        "function_name": counted.function_name,
+                        "user_id": caller.user_id,
+                        "subject_id": counted.subject_id,
+                    }),
+                    key,
+                )
+                .await?
+            }
+            None => Value::Null,
+        };
+        let admission = admitted.get("admission").and_then(Value::as_str);
+        // Wait here, not in the database, while this isolate already runs the
+        // tenant's share of business transactions.
+        let tenant = admitted
+            .get("tenant_id")
+            .and_then(Value::as_str)
+            .and_then(|t| Uuid::try_parse(t).ok());
+        let cap = admitted.get("max_concurrent").and_then(Value::as_u64);
+        let _place = match (tenant, cap) {
+            (Some(tenant), Some(cap)) => Some(
+                gate::enter(tenant, cap as usize, GATE_MAX_WAIT, clock)
+                    .await
+                    .ok_or(ApiError::TooManyConcurrent {
+                        max_concurrent: cap,
+                    })?,
+            ),
+            _ => None,
+        };
+        let mut pause = BUSY_FIRST_PAUSE_MS;
+        let mut tries = 0;
+        loop {
+            let result = self
+                .rpc_with_admission(function, args, &caller.token, admission)
+                .await;
+            match result {
+                Err(ApiError::TooManyConcurrent { .. }) if tries < BUSY_RETRIES => {
+                    tries += 1;
+                    let millis = pause * (0.5 + clock.jitter());
+                    clock
+                        .sleep(Duration::from_micros((millis * 1000.0) as u64))
+                        .await;
+                    pause *= 2.0;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn rpc_with_admission(
+        &self,
+        function: &str,
+        args: &Value,
+        caller_token: &str,
+        admission: Option<&str>,
+    ) -> Result<Value> {
+        let mut request = self
             .http
             .post(self.rpc_url(function))
             .header("apikey", &self.apikey)
             .header("authorization", format!("Bearer {caller_token}"))
             .header("content-type", "application/json")
-            .header("accept", "application/json")
+            .header("accept", "application/json");
+        if let Some(admission) = admission {
+            request = request.header("x-admission", admission);
+        }
+        let response = request
             .body(args.to_string())
             .send()
             .await

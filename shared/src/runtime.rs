@@ -3,7 +3,7 @@
 //! configuration at cold start, turning the loader's arguments into a
 //! [`Request`], and every error into the envelope.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -67,28 +67,60 @@ pub fn spawn_background<F: Future<Output = ()> + 'static>(task: F) {
     BACKGROUND.with(|b| b.borrow_mut().push(promise));
 }
 
+/// Where this isolate's delivery kick stands (see [`deliver_outbox_soon`]).
+#[derive(Clone, Copy, PartialEq)]
+enum Kick {
+    Idle,
+    /// A call to dispatch-notifications is in flight.
+    Running,
+    /// …and more rows were queued since it started: call once more after it.
+    Again,
+}
+
+thread_local! {
+    static KICK: Cell<Kick> = const { Cell::new(Kick::Idle) };
+}
+
 /// Asks dispatch-notifications to deliver the outbox now, after the response,
 /// with the dispatch secret (or else the service-role key). Without either,
 /// the every-minute schedule delivers. A failed call is only logged: the rows
 /// are safe in the outbox.
+///
+/// Kicks are coalesced: at most one call is in flight per isolate. A request
+/// that queues rows while one runs marks it to run once more when it ends
+/// (its claim may have missed the new rows), so under load there is one
+/// dispatcher loop per isolate instead of one per request.
 pub fn deliver_outbox_soon(config: &'static Config) {
     let auth = match (&config.dispatch_secret, &config.service_role_key) {
         (Some(secret), _) => ("x-dispatch-secret", secret.clone()),
         (None, Some(key)) => ("authorization", format!("Bearer {key}")),
         (None, None) => return,
     };
+    let state = KICK.with(Cell::get);
+    if state != Kick::Idle {
+        KICK.with(|k| k.set(Kick::Again));
+        return;
+    }
+    KICK.with(|k| k.set(Kick::Running));
     let url = format!("{}/dispatch-notifications", config.functions_url);
     spawn_background(async move {
-        let sent = reqwest::Client::new()
-            .post(&url)
-            .header(auth.0, auth.1)
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await;
-        match sent {
-            Ok(r) if r.status().is_success() => {}
-            Ok(r) => log_error(&format!("dispatch-notifications answered {}", r.status())),
-            Err(e) => log_error(&format!("dispatch-notifications unreachable: {e}")),
+        loop {
+            let sent = reqwest::Client::new()
+                .post(&url)
+                .header(auth.0, auth.1.clone())
+                .timeout(Duration::from_secs(30))
+                .send()
+                .await;
+            match sent {
+                Ok(r) if r.status().is_success() => {}
+                Ok(r) => log_error(&format!("dispatch-notifications answered {}", r.status())),
+                Err(e) => log_error(&format!("dispatch-notifications unreachable: {e}")),
+            }
+            let again = KICK.with(|k| k.replace(Kick::Running)) == Kick::Again;
+            if !again {
+                KICK.with(|k| k.set(Kick::Idle));
+                break;
+            }
         }
     });
 }

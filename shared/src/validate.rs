@@ -190,6 +190,11 @@ impl Validator {
             self.error(path, format!("must be at most {max_chars} characters"));
             return None;
         }
+        // Postgres text cannot hold NUL; refusing it here names the field.
+        if s.contains('\0') {
+            self.error(path, "must not contain NUL (\\u0000) characters");
+            return None;
+        }
         Some(s.to_owned())
     }
 
@@ -323,6 +328,18 @@ mod tests {
 
     fn num(text: &str) -> Value {
         serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn a_nul_in_a_string_is_refused_by_name() {
+        let mut v = Validator::new();
+        let value = Value::String("a\u{0}b".into());
+        assert_eq!(v.string("notes", Some(&value), 100), None);
+        let e = v.finish(|| ()).unwrap_err();
+        assert_eq!(
+            e.details()["notes"],
+            "must not contain NUL (\\u0000) characters"
+        );
     }
 
     #[test]

@@ -33,6 +33,10 @@ grant anon, authenticated, service_role to authenticator;
 -- Supabase's limits for API requests.
 alter role anon set statement_timeout = '3s';
 alter role authenticated set statement_timeout = '8s';
+-- The local REST server does not apply the API roles' settings when it
+-- switches role (PostgREST does), so the lock timeout the migrations give
+-- authenticated and service_role is set on the login role as well.
+alter role authenticator set lock_timeout = '3s';
 
 create schema if not exists extensions;
 grant usage on schema extensions to anon, authenticated, service_role;

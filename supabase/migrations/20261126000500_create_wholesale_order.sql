@@ -104,8 +104,10 @@ declare
   available numeric;
   take numeric;
   stock record;
-  taken jsonb := '[]';
-  short jsonb := '[]';
+  -- Arrays, not jsonb: PL/pgSQL appends to an array in place, while each
+  -- jsonb || copies the whole value (quadratic over a 500-line order).
+  taken jsonb[] := '{}';
+  short jsonb[] := '{}';
   touched uuid[] := '{}';
 begin
   perform 1
@@ -152,10 +154,10 @@ begin
     end loop;
   end loop;
 
-  if short <> '[]' then
+  if cardinality(short) > 0 then
     perform private.raise_error('CES01',
-      format('not enough stock for %s line(s)', jsonb_array_length(short)),
-      jsonb_build_object('short', short));
+      format('not enough stock for %s line(s)', cardinality(short)),
+      jsonb_build_object('short', to_jsonb(short)));
   end if;
 
   insert into public.inventory_alerts (tenant_id, product_id, warehouse_id, current_quantity, reorder_point)
@@ -165,7 +167,7 @@ begin
   on conflict (product_id, warehouse_id) where status = 'active'
   do update set current_quantity = excluded.current_quantity, reorder_point = excluded.reorder_point;
 
-  return taken;
+  return to_jsonb(taken);
 end
 $$;
 revoke all on function private.take_stock(uuid, jsonb) from public;
@@ -220,6 +222,27 @@ begin
 end
 $$;
 revoke all on function private.lines_total(jsonb, text) from public;
+
+/*
+ * private.require_active_client(the_client): an order, or an exchange's
+ * replacement, is placed only for an active client. Raises CEC02
+ * (CLIENT_INACTIVE) with details {client_id, status} otherwise. The caller
+ * has locked the client row.
+ */
+create or replace function private.require_active_client(the_client public.wholesale_clients)
+returns void
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  if the_client.status <> 'active' then
+    perform private.raise_error('CEC02', 'the client is not active',
+      jsonb_build_object('client_id', the_client.id, 'status', the_client.status));
+  end if;
+end
+$$;
+revoke all on function private.require_active_client(public.wholesale_clients) from public;
 
 /*
  * private.place_wholesale_order(tenant, client, lines, payment_terms,
@@ -366,10 +389,11 @@ revoke all on function private.place_wholesale_order(uuid, public.wholesale_clie
  * returns: {order_id, order_number, total_amount, notifications_queued} (plus
  *          "replayed": true when an idempotent replay returns the first result).
  *
- * Steps: validate; find the client and check the caller belongs to its tenant;
- * take a token from the tenant's rate limit; claim the idempotency key; lock
- * the client row and check it is active; place the order
- * (private.place_wholesale_order); store the idempotent result.
+ * Steps: validate; find the client and check the caller belongs to its tenant
+ * with the member role or a higher one; take a token from the tenant's rate
+ * limit; claim the idempotency key; lock the client row and check it is
+ * active; place the order (private.place_wholesale_order); store the
+ * idempotent result.
  *
  * Locks, always in this order: the tenant's rate-limit bucket (so one tenant's
  * orders run one at a time; others are not affected); the idempotency key row;
@@ -384,6 +408,7 @@ revoke all on function private.place_wholesale_order(uuid, public.wholesale_clie
  *   CEA01 UNAUTHORIZED           no signed-in user
  *   CEV01 VALIDATION_ERROR       details: {"field.path": "problem"}
  *   CEN04 NOT_FOUND              client, product or warehouse missing or in another tenant
+ *   CEA03 FORBIDDEN              the caller is a viewer of the client's tenant
  *   CEC02 CLIENT_INACTIVE        the client's status is not active
  *   CEC01 CREDIT_LIMIT_EXCEEDED  details: credit_limit, current_balance, order_total, available_credit
  *   CES01 INSUFFICIENT_STOCK     details: short lines with requested and available
@@ -398,6 +423,8 @@ security definer
 set search_path = ''
 as $$
 declare
+  -- First, before validating: a request refused for capacity costs nothing.
+  admitted uuid := private.admit_early('create-wholesale-order');
   caller uuid := private.begin_request(private.order_payload_errors(payload), idempotency_key);
   the_client public.wholesale_clients%rowtype;
   tenant uuid;
@@ -410,6 +437,7 @@ begin
       jsonb_build_object('resource', 'client', 'id', payload ->> 'client_id'));
   end if;
   tenant := the_client.tenant_id;
+  perform private.require_role(tenant, 'member');
   perform private.take_rate_limit(tenant, 'create-wholesale-order');
 
   if idempotency_key is not null then
@@ -420,10 +448,7 @@ begin
   end if;
 
   select * into the_client from public.wholesale_clients c where c.id = the_client.id for update;
-  if the_client.status <> 'active' then
-    perform private.raise_error('CEC02', 'the client is not active',
-      jsonb_build_object('client_id', the_client.id, 'status', the_client.status));
-  end if;
+  perform private.require_active_client(the_client);
 
   result := private.place_wholesale_order(tenant, the_client, payload -> 'items',
     payload ->> 'payment_terms', payload ->> 'delivery_method', payload ->> 'notes', caller);

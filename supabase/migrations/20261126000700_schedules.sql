@@ -38,3 +38,6 @@ select cron.schedule(
 
 -- Idempotency keys are kept 24 h; delete expired ones hourly.
 select cron.schedule('purge-idempotency-keys', '17 * * * *', $job$select public.purge_expired_idempotency_keys()$job$);
+
+-- Admissions live 60 s; delete expired ones every 10 minutes.
+select cron.schedule('purge-admissions', '*/10 * * * *', $job$select public.purge_expired_admissions()$job$);

@@ -7,11 +7,12 @@ create table if not exists public.suppliers (
   id uuid primary key default gen_random_uuid(),
   tenant_id uuid not null references public.tenants (id) on delete cascade,
   name text not null check (length(name) between 1 and 200),
-  email text,
-  phone text,
-  address text,
-  payment_terms text,
-  contact_person text,
+  email text check (length(email) <= 320),
+  phone text check (length(phone) <= 32),
+  address text check (length(address) <= 500),
+  -- copied onto each PO and its PDF
+  payment_terms text check (length(payment_terms) <= 100),
+  contact_person text check (length(contact_person) <= 200),
   created_at timestamptz default now(),
   unique (id, tenant_id)
 );
@@ -23,6 +24,7 @@ create table if not exists public.purchase_orders (
   po_number text not null,
   -- draft: created, PDF not yet attached; sent: the PDF is stored and the
   -- supplier's email is queued (or the supplier has no email address).
+  -- Moves only forward (private.guard_purchase_order_update).
   status text not null default 'draft'
     check (status in ('draft', 'sent', 'confirmed', 'received', 'cancelled')),
   total_amount numeric(10, 2) not null check (total_amount >= 0),
@@ -68,6 +70,52 @@ grant select, insert, update, delete on public.suppliers to authenticated;
 grant select on public.purchase_orders, public.purchase_order_items to authenticated;
 grant update (status) on public.purchase_orders to authenticated;
 grant all on public.suppliers, public.purchase_orders, public.purchase_order_items to service_role;
+
+/*
+ * private.guard_purchase_order_update(): before a purchase order is updated,
+ * by a member directly or by an RPC.
+ *
+ * A signed-in user (auth.uid() set) needs the member role or a higher one:
+ * RLS already keeps a viewer's direct update from matching any row, and this
+ * refuses one through a security definer RPC (attach_purchase_order_pdf)
+ * with CEA03 (FORBIDDEN).
+ *
+ * The status moves only forward, for everyone: draft → sent → confirmed →
+ * received, steps may be skipped, and any status before received may become
+ * cancelled; received and cancelled are final. Anything else raises CET01
+ * (INVALID_STATUS_TRANSITION, 409) with details {from, to}. Locks nothing
+ * beyond the row being updated.
+ */
+create or replace function private.guard_purchase_order_update()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  flow constant text[] := array['draft', 'sent', 'confirmed', 'received'];
+begin
+  if (select auth.uid()) is not null then
+    perform private.require_role(new.tenant_id, 'member');
+  end if;
+  if new.status is distinct from old.status
+     and not (
+       old.status in ('draft', 'sent', 'confirmed')
+       and (new.status = 'cancelled'
+            or array_position(flow, new.status) > array_position(flow, old.status)))
+  then
+    raise exception using errcode = 'CET01',
+      message = format('a purchase order cannot go from %s to %s', old.status, new.status),
+      detail = jsonb_build_object('from', old.status, 'to', new.status)::text;
+  end if;
+  return new;
+end
+$$;
+revoke all on function private.guard_purchase_order_update() from public;
+
+drop trigger if exists guard_purchase_order_update on public.purchase_orders;
+create trigger guard_purchase_order_update before update on public.purchase_orders
+  for each row execute function private.guard_purchase_order_update();
 
 insert into public.rate_limit_policies (tenant_id, function_name, max_requests, window_seconds) values
   (null, 'create-purchase-order', 120, 60)
@@ -158,7 +206,7 @@ revoke all on function private.purchase_order_payload_errors(jsonb) from public;
  * the tenant's PO counter row.
  *
  * Raises: CEA01, CEV01 (details by field), CEN04 (supplier or product missing
- * or another tenant's), CEI22, CEI09, CER29.
+ * or another tenant's), CEA03 (a viewer), CEI22, CEI09, CER29.
  */
 create or replace function public.create_purchase_order(payload jsonb, idempotency_key text default null)
 returns jsonb
@@ -167,6 +215,8 @@ security definer
 set search_path = ''
 as $$
 declare
+  -- First, before validating: a request refused for capacity costs nothing.
+  admitted uuid := private.admit_early('create-purchase-order');
   caller uuid := private.begin_request(private.purchase_order_payload_errors(payload), idempotency_key);
   the_supplier public.suppliers%rowtype;
   tenant uuid;
@@ -184,6 +234,7 @@ begin
       jsonb_build_object('resource', 'supplier', 'id', payload ->> 'supplier_id'));
   end if;
   tenant := the_supplier.tenant_id;
+  perform private.require_role(tenant, 'member');
   perform private.take_rate_limit(tenant, 'create-purchase-order');
 
   if idempotency_key is not null then
@@ -253,16 +304,26 @@ $$;
 revoke all on function public.create_purchase_order(jsonb, text) from public, anon;
 grant execute on function public.create_purchase_order(jsonb, text) to authenticated, service_role;
 
+-- The earlier attach_purchase_order_pdf(po_id, pdf_url) took a URL from the
+-- caller; the email link is now signed by the dispatcher when it sends.
+drop function if exists public.attach_purchase_order_pdf(uuid, text);
+
 /*
- * public.attach_purchase_order_pdf(po_id, pdf_url): records that the PO's PDF
- * is stored, marks the PO sent and queues the supplier's email with the link.
- * Only the first call queues anything, so a retried request never emails the
- * supplier twice. Returns {queued: 0|1}.
+ * public.attach_purchase_order_pdf(po_id): records that the PO's PDF is
+ * stored, marks the PO sent and queues the supplier's email. Only the first
+ * call queues anything, so a retried request never emails the supplier twice.
+ * Returns {queued: 0|1}.
+ *
+ * The email carries no URL from the caller. Its payload names the object
+ * ({"signed_links": {"pdf_url": {"bucket", "path", "expires_in"}}}), and the
+ * dispatcher signs a link to exactly that object, on this project's Storage,
+ * when it sends the email.
  *
  * Locks the purchase order row. Raises CEA01, CEN04 (missing or another
- * tenant's), CEV01 (pdf_url is not a Storage signed URL of this PO's PDF).
+ * tenant's PO), CEA03 (a viewer), CEV01 (the PDF is not in the
+ * purchase-orders bucket yet).
  */
-create or replace function public.attach_purchase_order_pdf(po_id uuid, pdf_url text)
+create or replace function public.attach_purchase_order_pdf(po_id uuid)
 returns jsonb
 language plpgsql
 security definer
@@ -278,11 +339,12 @@ begin
     perform private.raise_error('CEN04', 'purchase order not found',
       jsonb_build_object('resource', 'purchase_order', 'id', attach_purchase_order_pdf.po_id));
   end if;
-  -- Only a Storage signed URL of this PO's own PDF goes to the supplier.
-  if pdf_url is null or length(pdf_url) > 4000 or pdf_url !~ '^https?://[^/]+/'
-     or strpos(pdf_url, '/storage/v1/object/sign/purchase-orders/' || po.pdf_path || '?token=') = 0 then
+  perform private.require_role(po.tenant_id, 'member');
+  if not exists (
+    select 1 from storage.objects o where o.bucket_id = 'purchase-orders' and o.name = po.pdf_path)
+  then
     perform private.raise_error('CEV01', 'the request has invalid fields',
-      '{"pdf_url": "must be a signed Storage URL of this purchase order''s PDF"}');
+      jsonb_build_object('po_id', 'the PDF is not stored yet at purchase-orders/' || po.pdf_path));
   end if;
   if po.pdf_attached_at is not null then
     return '{"queued": 0}';
@@ -300,7 +362,8 @@ begin
     'payment_terms', po.payment_terms,
     'lines', (select count(*) from public.purchase_order_items i where i.po_id = po.id),
     'notes', po.notes,
-    'pdf_url', pdf_url)
+    'signed_links', jsonb_build_object('pdf_url', jsonb_build_object(
+      'bucket', 'purchase-orders', 'path', po.pdf_path, 'expires_in', 30 * 24 * 3600)))
   from public.suppliers s
   where s.id = po.supplier_id and s.email is not null and s.email <> '';
   get diagnostics queued = row_count;
@@ -314,5 +377,10 @@ begin
   return jsonb_build_object('queued', queued);
 end
 $$;
-revoke all on function public.attach_purchase_order_pdf(uuid, text) from public, anon;
-grant execute on function public.attach_purchase_order_pdf(uuid, text) to authenticated, service_role;
+revoke all on function public.attach_purchase_order_pdf(uuid) from public, anon;
+grant execute on function public.attach_purchase_order_pdf(uuid) to authenticated, service_role;
+
+-- Requests to create-purchase-order are admitted against the tenant of their supplier (see rate_limits).
+insert into private.request_subjects (function_name, subject_table)
+values ('create-purchase-order', 'public.suppliers')
+on conflict (function_name) do update set subject_table = excluded.subject_table;

@@ -14,6 +14,10 @@ alter table public.wholesale_orders
 alter table public.wholesale_orders drop constraint if exists wholesale_orders_return_status_check;
 alter table public.wholesale_orders add constraint wholesale_orders_return_status_check
   check (return_status in ('none', 'partial', 'full'));
+-- Never more back than the order was worth (see the value rule in process_return).
+alter table public.wholesale_orders drop constraint if exists wholesale_orders_returned_amount_check;
+alter table public.wholesale_orders add constraint wholesale_orders_returned_amount_check
+  check (returned_amount >= 0 and returned_amount <= total_amount);
 
 -- The running total returned per line and per allocation. The checks make an
 -- over-return impossible whatever code runs, not only process_return.
@@ -36,10 +40,11 @@ create table if not exists public.return_authorizations (
   -- pending: a refund is still to be confirmed by Stripe; completed: done;
   -- refund_failed: Stripe refused the refund (see refunds.last_error).
   status text not null default 'pending' check (status in ('pending', 'completed', 'refund_failed')),
-  -- the distinct reasons of its lines, joined
-  return_reason text,
+  -- the distinct reasons of its lines, joined (cut at 2000 characters; each
+  -- line keeps its own reason in return_items)
+  return_reason text check (length(return_reason) <= 2000),
   return_method text not null check (return_method in ('refund', 'exchange', 'credit')),
-  -- the value of the returned lines (quantity × the order's unit price), whatever the method
+  -- the value of the returned lines, whatever the method (see process_return)
   refund_amount numeric(10, 2) not null check (refund_amount >= 0),
   exchange_order_id uuid,
   created_by uuid references auth.users (id),
@@ -102,10 +107,8 @@ create index if not exists refunds_pending_idx on public.refunds (created_at) wh
 
 -- A refund still pending after its request is retried from the outbox, like a
 -- message: channel 'stripe', template 'refund', delivered by the dispatcher
--- with the same Stripe idempotency key. See process_return.
-alter table public.notification_outbox drop constraint if exists notification_outbox_channel_check;
-alter table public.notification_outbox add constraint notification_outbox_channel_check
-  check (channel in ('email', 'sms', 'stripe'));
+-- with the same Stripe idempotency key. See process_return. The outbox's
+-- channel list is in 20261126001200_platform_alerts.sql.
 
 select private.isolate_by_tenant('public.return_authorizations', 'return authorizations');
 select private.isolate_by_tenant('public.return_items', 'return items');
@@ -202,15 +205,17 @@ revoke all on function private.refund_json(uuid) from public;
  * returns: {return_id, ra_number, return_method, refund_amount, refund,
  *           exchange_order_id, exchange_order_number, notifications_queued}
  *   refund is {id, amount, payment_intent, status, stripe_refund_id, …} for
- *   refunds and null otherwise. A replay returns the first result with
- *   "replayed": true and the refund's current state, so the caller can finish
- *   a refund Stripe did not accept the first time.
+ *   refunds worth more than zero and null otherwise. A replay returns the
+ *   first result with "replayed": true and the refund's current state, so the
+ *   caller can finish a refund Stripe did not accept the first time.
  *
- * Steps: validate; find the order (the caller's tenant); rate limit; claim the
- * key; lock the order and its client; check every line belongs to the order
- * and that returned quantities stay within ordered ones; put the stock back
- * into the warehouses the lines were allocated from (the highest-priority
- * allocation first, never more than was taken from each); number the RA
+ * Steps: validate; find the order (the caller's tenant, as a member or a
+ * higher role); rate limit; claim the key; lock the order and its client (for
+ * an exchange the client must be active, as for an order); check every line
+ * belongs to the order and that returned quantities stay within ordered ones;
+ * value each line (below); put the stock back into the warehouses the lines
+ * were allocated from (the highest-priority allocation first, never more than
+ * was taken from each); number the RA
  * (RA-YYYY-NNNNNN); insert it and its lines; update the order's returned
  * totals; then by method:
  *   refund   — insert a pending refund for the returned value, against the
@@ -229,10 +234,18 @@ revoke all on function private.refund_json(uuid) from public;
  * counter. create_wholesale_order takes client → inventory → WO counter, the
  * same relative order, so the two never deadlock.
  *
+ * A line's value is round(returned so far incl. this return × unit_price, 2)
+ * − round(returned before this return × unit_price, 2), so however a line is
+ * returned in parts its returns never add up to more than the line (1 × 0.01
+ * returned as 0.5 + 0.5 is worth 0.01 + 0.00). A refund worth 0.00 has
+ * nothing to send to Stripe: no refunds row, and the return is completed.
+ *
  * Raises: CEA01; CEV01; CEN04 (order or order_item missing or another
- * tenant's); CEX01 RETURN_EXCEEDS_ORDERED (details: lines with ordered,
- * already_returned, requested); CEX02 NOT_REFUNDABLE (no card payment to
- * refund); CES01 (an exchange without stock); CEI22; CEI09; CER29.
+ * tenant's); CEA03 FORBIDDEN (a viewer); CEC02 CLIENT_INACTIVE (an exchange
+ * for a client that is not active); CEX01 RETURN_EXCEEDS_ORDERED (details:
+ * lines with ordered, already_returned, requested); CEX02 NOT_REFUNDABLE (no
+ * card payment to refund); CES01 (an exchange without stock); CEI22; CEI09;
+ * CER29.
  */
 create or replace function public.process_return(payload jsonb, idempotency_key text default null)
 returns jsonb
@@ -241,6 +254,8 @@ security definer
 set search_path = ''
 as $$
 declare
+  -- First, before validating: a request refused for capacity costs nothing.
+  admitted uuid := private.admit_early('process-return');
   caller uuid := private.begin_request(private.return_payload_errors(payload), idempotency_key);
   the_order public.wholesale_orders%rowtype;
   the_client public.wholesale_clients%rowtype;
@@ -255,6 +270,7 @@ declare
   put numeric;
   restocked jsonb;
   restocks jsonb := '{}';
+  amounts jsonb;
   value numeric;
   ra uuid := gen_random_uuid();
   new_number text;
@@ -269,6 +285,7 @@ begin
       jsonb_build_object('resource', 'order', 'id', payload ->> 'order_id'));
   end if;
   tenant := the_order.tenant_id;
+  perform private.require_role(tenant, 'member');
   perform private.take_rate_limit(tenant, 'process-return');
 
   if idempotency_key is not null then
@@ -281,6 +298,10 @@ begin
 
   select * into the_order from public.wholesale_orders o where o.id = the_order.id for update;
   select * into the_client from public.wholesale_clients c where c.id = the_order.client_id for update;
+  -- A replacement is an order: the client must be active, as for create_wholesale_order.
+  if method = 'exchange' then
+    perform private.require_active_client(the_client);
+  end if;
 
   select coalesce(jsonb_agg(l ->> 'order_item_id'), '[]') into missing
   from jsonb_array_elements(payload -> 'items') l
@@ -308,6 +329,19 @@ begin
     perform private.raise_error('CEX01', 'the return exceeds what was ordered',
       jsonb_build_object('lines', over));
   end if;
+
+  -- What each line is worth: what all of its returns so far are worth, less
+  -- what they were worth before this one, each rounded to the cent. However a
+  -- line is returned in parts, its returns add up to at most its total_price.
+  select coalesce(jsonb_object_agg(x.id::text, x.amount), '{}'), coalesce(sum(x.amount), 0)
+  into amounts, value
+  from (
+    select i.id,
+           round((i.returned_quantity + (l ->> 'quantity')::numeric) * i.unit_price, 2)
+           - round(i.returned_quantity * i.unit_price, 2) as amount
+    from jsonb_array_elements(payload -> 'items') l
+    join public.wholesale_order_items i on i.id = (l ->> 'order_item_id')::uuid
+  ) x;
 
   -- Put the stock back where it came from.
   perform 1
@@ -358,22 +392,18 @@ begin
       select i.product_id from public.wholesale_order_items i
       where i.id in (select (l ->> 'order_item_id')::uuid from jsonb_array_elements(payload -> 'items') l));
 
-  select sum(round((l ->> 'quantity')::numeric * i.unit_price, 2)) into value
-  from jsonb_array_elements(payload -> 'items') l
-  join public.wholesale_order_items i on i.id = (l ->> 'order_item_id')::uuid;
-
   new_number := private.next_document_number(tenant, 'RA');
   insert into public.return_authorizations
     (id, tenant_id, order_id, ra_number, status, return_reason, return_method, refund_amount, created_by)
   values
-    (ra, tenant, the_order.id, new_number, case when method = 'refund' then 'pending' else 'completed' end,
-     (select string_agg(distinct trim(l ->> 'reason'), '; ') from jsonb_array_elements(payload -> 'items') l),
+    (ra, tenant, the_order.id, new_number, case when method = 'refund' and value > 0 then 'pending' else 'completed' end,
+     (select left(string_agg(distinct trim(l ->> 'reason'), '; '), 2000) from jsonb_array_elements(payload -> 'items') l),
      method, value, caller);
   update public.return_authorizations r set completed_at = now() where r.id = ra and r.status = 'completed';
 
   insert into public.return_items (tenant_id, ra_id, order_item_id, quantity, reason, unit_price, amount, restocked)
   select tenant, ra, i.id, (l ->> 'quantity')::numeric, trim(l ->> 'reason'), i.unit_price,
-         round((l ->> 'quantity')::numeric * i.unit_price, 2), restocks -> i.id::text
+         (amounts ->> i.id::text)::numeric, restocks -> i.id::text
   from jsonb_array_elements(payload -> 'items') l
   join public.wholesale_order_items i on i.id = (l ->> 'order_item_id')::uuid;
 
@@ -385,7 +415,7 @@ begin
         else 'full' end
   where o.id = the_order.id;
 
-  if method = 'refund' then
+  if method = 'refund' and value > 0 then
     insert into public.refunds (tenant_id, ra_id, order_id, amount, payment_intent)
     values (tenant, ra, the_order.id, value, the_order.stripe_payment_intent_id)
     returning id into refund;
@@ -399,7 +429,7 @@ begin
   elsif method = 'credit' then
     update public.wholesale_clients c set current_balance = c.current_balance - value
     where c.id = the_client.id;
-  else
+  elsif method = 'exchange' then
     exchange := private.place_wholesale_order(tenant, the_client,
       (select jsonb_agg(jsonb_build_object('product_id', i.product_id, 'quantity', (l ->> 'quantity')::numeric,
                                            'unit_price', i.unit_price) order by i.line_number)
@@ -551,3 +581,8 @@ as $$
 $$;
 revoke all on function public.refund_state(uuid) from public, anon, authenticated;
 grant execute on function public.refund_state(uuid) to service_role;
+
+-- Requests to process-return are admitted against the tenant of their order (see rate_limits).
+insert into private.request_subjects (function_name, subject_table)
+values ('process-return', 'public.wholesale_orders')
+on conflict (function_name) do update set subject_table = excluded.subject_table;

@@ -4,6 +4,33 @@
 
 create schema if not exists tests;
 
+/*
+ * Admissions for a user, as an edge function would get them from
+ * admit_request: one per tenant the user belongs to and per registered
+ * function, each good for many calls, named in the x-admission header the
+ * REST server would pass on. Tests of the business RPCs' own rules call them
+ * "through the function" this way; 04_rate_limits tests admission itself.
+ */
+create or replace function tests.admit(uid uuid)
+returns void
+language plpgsql
+security definer
+as $$
+declare
+  ids text;
+begin
+  with made as (
+    insert into private.admissions (tenant_id, user_id, function_name, uses_left, expires_at)
+    select tu.tenant_id, uid, s.function_name, 1000, now() + interval '1 hour'
+    from public.tenant_users tu cross join private.request_subjects s
+    where tu.user_id = uid
+    returning id
+  )
+  select string_agg(id::text, ',') into ids from made;
+  perform set_config('request.headers', jsonb_build_object('x-admission', coalesce(ids, ''))::text, true);
+end
+$$;
+
 /* Act as a signed-in user (uuid) or, for null, as anon: the role and claims the REST server sets. */
 create or replace function tests.act_as(uid uuid)
 returns void
@@ -11,9 +38,11 @@ language plpgsql
 as $$
 begin
   if uid is null then
+    perform set_config('request.headers', '', true);
     perform set_config('request.jwt.claims', '{"role":"anon"}', true);
     execute 'set local role anon';
   else
+    perform tests.admit(uid);
     perform set_config('request.jwt.claims',
       jsonb_build_object('sub', uid, 'role', 'authenticated')::text, true);
     execute 'set local role authenticated';
@@ -29,6 +58,7 @@ as $$
 begin
   execute 'set local role postgres';
   perform set_config('request.jwt.claims', '', true);
+  perform set_config('request.headers', '', true);
 end
 $$;
 

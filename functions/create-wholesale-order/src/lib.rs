@@ -22,11 +22,16 @@
 
 use std::collections::HashMap;
 
+use shared::providers::Clock;
 use shared::serde_json::{json, Map, Value};
 use shared::{
-    authenticate, is_replay, json_number, notifications_queued, ApiError, Caller, Config, Decimal,
-    DecimalRule, PostgrestClient, Request, Response, Result, Uuid, Validator, DECIMAL_10_2_MAX,
+    authenticate, is_replay, json_number, notifications_queued, ApiError, Caller, Config, Counted,
+    Decimal, DecimalRule, PostgrestClient, Request, Response, Result, Uuid, Validator,
+    DECIMAL_10_2_MAX,
 };
+
+/// The name rate limits and capacity are kept under.
+pub const FUNCTION_NAME: &str = "create-wholesale-order";
 
 /// Payment terms. `net_15` and `net_30` are sold on credit.
 pub const PAYMENT_TERMS: &[&str] = &["prepaid", "cod", "net_15", "net_30", "net_60"];
@@ -209,6 +214,9 @@ pub struct Ctx<'a> {
     pub rest: &'a PostgrestClient,
     pub caller: &'a Caller,
     pub idempotency_key: Option<String>,
+    /// For admit_request: the attempt is counted in a transaction of its own.
+    pub service_role_key: Option<&'a str>,
+    pub clock: &'a dyn Clock,
 }
 
 /// A placed order's response, and whether it queued notifications to deliver.
@@ -219,9 +227,20 @@ pub struct Placed {
 
 pub async fn run(input: &OrderInput, ctx: &Ctx<'_>) -> Result<Placed> {
     let args = rpc_args(input, ctx.idempotency_key.as_deref());
+    let counted = Counted {
+        function_name: FUNCTION_NAME,
+        subject_id: input.client_id,
+    };
     let result = ctx
         .rest
-        .rpc("create_wholesale_order", &args, &ctx.caller.token)
+        .rpc_counted(
+            "create_wholesale_order",
+            &args,
+            ctx.caller,
+            counted,
+            ctx.service_role_key,
+            ctx.clock,
+        )
         .await?;
     Ok(Placed {
         response: response_from_rpc(&result)?,
@@ -230,15 +249,17 @@ pub async fn run(input: &OrderInput, ctx: &Ctx<'_>) -> Result<Placed> {
 }
 
 /// The whole request: method, auth, body, validation, then [`run`].
-pub async fn handler(req: Request, config: &'static Config, now: i64) -> Result<Placed> {
+pub async fn handler(req: Request, config: &'static Config, clock: &dyn Clock) -> Result<Placed> {
     req.require_method("POST")?;
-    let caller = authenticate(&req, &config.jwt, now)?;
+    let caller = authenticate(&req, &config.jwt, clock.now_unix_secs())?;
     let idempotency_key = req.idempotency_key()?;
     let input = validate(&req.json_object()?)?;
     let ctx = Ctx {
         rest: &config.rest,
         caller: &caller,
         idempotency_key,
+        service_role_key: config.service_role_key.as_deref(),
+        clock,
     };
     run(&input, &ctx).await
 }
@@ -248,7 +269,7 @@ mod wasm {
     use super::*;
 
     async fn entry(req: Request, config: &'static Config) -> Result<Response> {
-        let placed = handler(req, config, shared::runtime::now()).await?;
+        let placed = handler(req, config, &shared::runtime::JsClock).await?;
         // The confirmation is in the outbox; deliver it without delaying the response.
         if placed.notifications_queued > 0 {
             shared::runtime::deliver_outbox_soon(config);

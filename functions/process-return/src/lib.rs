@@ -35,10 +35,12 @@ use shared::providers::Clock;
 use shared::refunds::{submit, RefundState};
 use shared::serde_json::{json, Value};
 use shared::{
-    authenticate, is_replay, json_number, notifications_queued, ApiError, Caller, Config, Decimal,
-    DecimalRule, PostgrestClient, Request, Response, Result, Uuid, Validator,
+    authenticate, is_replay, json_number, notifications_queued, ApiError, Caller, Config, Counted,
+    Decimal, DecimalRule, PostgrestClient, Request, Response, Result, Uuid, Validator,
 };
 
+/// The name rate limits and capacity are kept under.
+pub const FUNCTION_NAME: &str = "process-return";
 pub const RETURN_METHODS: &[&str] = &["refund", "exchange", "credit"];
 pub const MAX_ITEMS: usize = 500;
 pub const MAX_REASON_CHARS: usize = 500;
@@ -245,9 +247,20 @@ pub async fn run(input: &ReturnInput, ctx: &Ctx<'_>) -> Result<Done> {
         ));
     }
     let args = rpc_args(input, ctx.idempotency_key.as_deref());
+    let counted = Counted {
+        function_name: FUNCTION_NAME,
+        subject_id: input.order_id,
+    };
     let p = Processed::from_rpc(
         &ctx.rest
-            .rpc("process_return", &args, &ctx.caller.token)
+            .rpc_counted(
+                "process_return",
+                &args,
+                ctx.caller,
+                counted,
+                ctx.service_role_key,
+                ctx.clock,
+            )
             .await?,
     )?;
     let done = |p: &Processed| Done {

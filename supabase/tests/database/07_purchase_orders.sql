@@ -6,7 +6,7 @@ select tests.make_fixture();
 select tests.act_as(null);
 select throws_ok($$select public.create_purchase_order(tests.po_payload())$$, '42501', null,
   'anon cannot call create_purchase_order');
-select throws_ok($$select public.attach_purchase_order_pdf(gen_random_uuid(), 'https://x/y')$$, '42501', null,
+select throws_ok($$select public.attach_purchase_order_pdf(gen_random_uuid())$$, '42501', null,
   'anon cannot call attach_purchase_order_pdf');
 select tests.act_as_owner();
 select throws_ok($$select public.create_purchase_order(tests.po_payload())$$, 'CEA01', null,
@@ -81,21 +81,25 @@ select tests.act_as_owner();
 select is(tests.count_of_tenant('purchase_orders', '1a000000-0000-4000-8000-000000000001'), 1::bigint,
   'the replay created no second PO');
 
--- Attaching the PDF queues the supplier's email once.
-create temp table link on commit drop as
-select 'https://x.test/storage/v1/object/sign/purchase-orders/' || (r ->> 'pdf_path') || '?token=t' as url from po;
-grant select on link to authenticated;
+-- Attaching the PDF queues the supplier's email once. The caller passes no
+-- link: a URL argument (the old phishing route) no longer exists, and the
+-- PDF must be in Storage first.
+select tests.act_as('0a000000-0000-4000-8000-000000000001');
+select throws_ok(format('select public.attach_purchase_order_pdf(%L, %L)', (select r ->> 'po_id' from po),
+    'https://attacker.example/storage/v1/object/sign/purchase-orders/' || (select r ->> 'pdf_path' from po) || '?token=x'),
+  '42883', null, 'no caller-supplied URL is accepted');
+select throws_ok(format('select public.attach_purchase_order_pdf(%L)', (select r ->> 'po_id' from po)),
+  'CEV01', null, 'the PDF must be stored before the PO is attached');
+select tests.act_as_owner();
+insert into storage.objects (bucket_id, name, owner)
+select 'purchase-orders', r ->> 'pdf_path', '0a000000-0000-4000-8000-000000000001' from po;
 select tests.act_as('0b000000-0000-4000-8000-000000000001');
-select throws_ok(format('select public.attach_purchase_order_pdf(%L, %L)', (select r ->> 'po_id' from po), (select url from link)),
+select throws_ok(format('select public.attach_purchase_order_pdf(%L)', (select r ->> 'po_id' from po)),
   'CEN04', null, 'another tenant cannot attach a PDF to A''s PO');
 select tests.act_as('0a000000-0000-4000-8000-000000000001');
-select throws_ok(format('select public.attach_purchase_order_pdf(%L, %L)', (select r ->> 'po_id' from po), 'javascript:alert(1)'),
-  'CEV01', null, 'the link must be an http(s) URL');
-select throws_ok(format('select public.attach_purchase_order_pdf(%L, %L)', (select r ->> 'po_id' from po), 'https://evil.test/x.pdf'),
-  'CEV01', null, 'the link must be a signed URL of this PO''s PDF');
-select is(public.attach_purchase_order_pdf((select (r ->> 'po_id')::uuid from po), (select url from link)),
+select is(public.attach_purchase_order_pdf((select (r ->> 'po_id')::uuid from po)),
   '{"queued": 1}'::jsonb, 'the first attach queues the email');
-select is(public.attach_purchase_order_pdf((select (r ->> 'po_id')::uuid from po), (select url from link)),
+select is(public.attach_purchase_order_pdf((select (r ->> 'po_id')::uuid from po)),
   '{"queued": 0}'::jsonb, 'a second attach queues nothing');
 select is((public.create_purchase_order(
      tests.po_payload() || jsonb_build_object('items', jsonb_build_array(
@@ -106,8 +110,11 @@ select is((public.create_purchase_order(
 select tests.act_as_owner();
 select is((select count(*) from public.notification_outbox where template = 'purchase_order' and tenant_id = '1a000000-0000-4000-8000-000000000001'), 1::bigint,
   'exactly one email to the supplier');
-select is((select recipient || ' ' || (payload ->> 'pdf_url') from public.notification_outbox where template = 'purchase_order' and tenant_id = '1a000000-0000-4000-8000-000000000001'),
-  'sa@supplier.test ' || (select url from link), 'it goes to the supplier with the link');
+select is((select recipient || ' ' || (payload -> 'signed_links' -> 'pdf_url')::text from public.notification_outbox where template = 'purchase_order' and tenant_id = '1a000000-0000-4000-8000-000000000001'),
+  'sa@supplier.test ' || jsonb_build_object('bucket', 'purchase-orders', 'path', (select r ->> 'pdf_path' from po), 'expires_in', 2592000)::text,
+  'it goes to the supplier, naming the stored PDF (the dispatcher signs the link when it sends)');
+select ok((select not (payload ? 'pdf_url') from public.notification_outbox where template = 'purchase_order' and tenant_id = '1a000000-0000-4000-8000-000000000001'),
+  'no URL is stored in the outbox');
 select is((select status from public.purchase_orders where id = (select (r ->> 'po_id')::uuid from po)), 'sent',
   'an attached PO is sent');
 
@@ -115,8 +122,11 @@ select is((select status from public.purchase_orders where id = (select (r ->> '
 select tests.act_as('0a000000-0000-4000-8000-000000000001');
 create temp table nomail on commit drop as
 select public.create_purchase_order(tests.po_payload(supplier => '6a000000-0000-4000-8000-000000000002')) as r;
-select is(public.attach_purchase_order_pdf((select (r ->> 'po_id')::uuid from nomail),
-  'http://127.0.0.1:54321/storage/v1/object/sign/purchase-orders/' || (select r ->> 'pdf_path' from nomail) || '?token=t'),
+select tests.act_as_owner();
+insert into storage.objects (bucket_id, name, owner)
+select 'purchase-orders', r ->> 'pdf_path', '0a000000-0000-4000-8000-000000000001' from nomail;
+select tests.act_as('0a000000-0000-4000-8000-000000000001');
+select is(public.attach_purchase_order_pdf((select (r ->> 'po_id')::uuid from nomail)),
   '{"queued": 0}'::jsonb, 'no email address, no email');
 select tests.act_as_owner();
 select is((select array_agg(po_number order by po_number) from public.purchase_orders where tenant_id = '1a000000-0000-4000-8000-000000000001'),
