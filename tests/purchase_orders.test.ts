@@ -254,11 +254,12 @@ Deno.test("bad input is a 400 naming each field, and the boundary holds", async 
     FN,
     po(t, supplier),
     async () => await posOf(t.id) > 0,
+    "notes",
   );
 });
 
 Deno.test("10 parallel requests with one key create one PO and one email", async () => {
-  const t = await makeTenant();
+  const t = await makeTenant({ maxConcurrent: 8 });
   const supplier = await makeSupplier(t);
   const results = await Promise.all(
     Array.from(

@@ -19,16 +19,97 @@ as $$ select 8 $$;
 revoke all on function private.outbox_max_attempts() from public;
 
 /*
+ * Paid-message quotas. Each tenant may have at most per_hour and per_day
+ * messages of a channel claimed for sending in any rolling hour and day
+ * (the tenant's row overrides the default, whose tenant_id is null). A
+ * channel with no row (stripe, slack) is not limited. Rows over the quota are
+ * held, never dropped: they stay pending, are looked at again every
+ * `held_recheck` (5 minutes), and go out as the window frees up. The first
+ * time a tenant's channel is held in an hour, the platform's Slack is told
+ * (an outbox row on channel 'slack', template 'quota_alert').
+ */
+create table if not exists public.message_quotas (
+  id uuid primary key default gen_random_uuid(),
+  tenant_id uuid references public.tenants (id) on delete cascade,
+  channel text not null,
+  per_hour integer not null check (per_hour > 0),
+  per_day integer not null check (per_day > 0),
+  unique nulls not distinct (tenant_id, channel)
+);
+alter table public.message_quotas enable row level security;
+drop policy if exists "Members can read their tenant's and the default quotas" on public.message_quotas;
+create policy "Members can read their tenant's and the default quotas" on public.message_quotas
+  for select to authenticated
+  using (tenant_id is null or tenant_id in (select private.current_tenant_ids()));
+create index if not exists message_quotas_tenant_id_idx on public.message_quotas (tenant_id);
+revoke all on public.message_quotas from anon, authenticated;
+grant select on public.message_quotas to authenticated;
+grant all on public.message_quotas to service_role;
+-- Generous defaults: far above what an order desk sends, far below what a
+-- runaway or hostile tenant could cost in an hour.
+insert into public.message_quotas (tenant_id, channel, per_hour, per_day) values
+  (null, 'email', 2000, 20000),
+  (null, 'sms', 500, 5000)
+on conflict (tenant_id, channel) do nothing;
+
+-- When a row was first claimed: what the quotas count.
+alter table public.notification_outbox add column if not exists claimed_at timestamptz;
+alter table public.notification_outbox add column if not exists held_at timestamptz;
+create index if not exists notification_outbox_usage_idx
+  on public.notification_outbox (tenant_id, channel, claimed_at) where claimed_at is not null;
+
+/* One alert per tenant, channel and hour. */
+create table if not exists private.quota_alerts (
+  tenant_id uuid not null references public.tenants (id) on delete cascade,
+  channel text not null,
+  hour timestamptz not null,
+  primary key (tenant_id, channel, hour)
+);
+
+/*
+ * private.message_room(tenant, channel): how many more messages of the
+ * channel the tenant may send now (null: unlimited).
+ */
+create or replace function private.message_room(tenant uuid, channel text)
+returns bigint
+language sql
+stable
+set search_path = ''
+as $$
+  select least(
+    q.per_hour - (select count(*) from public.notification_outbox o
+                  where o.tenant_id = tenant and o.channel = message_room.channel
+                    and o.claimed_at > clock_timestamp() - interval '1 hour'),
+    q.per_day - (select count(*) from public.notification_outbox o
+                 where o.tenant_id = tenant and o.channel = message_room.channel
+                   and o.claimed_at > clock_timestamp() - interval '1 day'))
+  from (
+    select m.per_hour, m.per_day from public.message_quotas m
+    where m.channel = message_room.channel and (m.tenant_id = tenant or m.tenant_id is null)
+    order by m.tenant_id nulls last
+    limit 1
+  ) q
+$$;
+revoke all on function private.message_room(uuid, text) from public;
+
+/*
  * public.claim_notifications(batch_size, lease_seconds): claims up to
- * batch_size due rows for one dispatcher, oldest due first.
+ * batch_size due rows for one dispatcher, oldest due first, within each
+ * tenant's message quotas.
  *
  * Due: pending with next_attempt_at reached, or sending with an expired lease
  * (its dispatcher died). Claiming counts an attempt, sets status 'sending',
- * a fresh lease_id and locked_until = now() + lease_seconds.
+ * a fresh lease_id and locked_until = now() + lease_seconds, and claimed_at
+ * the first time.
  *
- * Locks: the claimed rows, with FOR UPDATE SKIP LOCKED, so concurrent
- * dispatchers never claim the same row and never wait for each other. Rows
- * whose lease expired on their last attempt are dead-lettered first.
+ * Quotas: for each (tenant, channel) with due rows, at most its room
+ * (private.message_room) is claimed; the rest are held (next_attempt_at + 5
+ * min, held_at set) and the first hold of the hour queues a Slack alert.
+ *
+ * Locks: a transaction advisory lock, so claims run one at a time and two
+ * dispatchers cannot both spend the same quota room; then the claimed rows,
+ * with FOR UPDATE SKIP LOCKED. Rows whose lease expired on their last
+ * attempt are dead-lettered first.
  *
  * Raises CEV01 for a batch_size outside 1..500 or lease_seconds outside 1..3600.
  */
@@ -38,17 +119,69 @@ language plpgsql
 security definer
 set search_path = ''
 as $$
+declare
+  held_pairs jsonb;
+  over record;
 begin
   if batch_size not between 1 and 500 or lease_seconds not between 1 and 3600 then
     perform private.raise_error('CEV01', 'the request has invalid fields',
       '{"batch_size": "1 to 500", "lease_seconds": "1 to 3600"}');
   end if;
+  perform pg_catalog.pg_advisory_xact_lock(hashtext('claim_notifications'));
 
   update public.notification_outbox o
   set status = 'dead', locked_until = null, lease_id = null,
       last_error = concat_ws('; ', o.last_error, 'the lease expired on the last attempt')
   where o.status = 'sending' and o.locked_until <= clock_timestamp()
     and o.attempts >= private.outbox_max_attempts();
+
+  -- Hold what is over the quota, and alert once an hour per tenant and channel.
+  with pairs as (
+    select distinct o.tenant_id, o.channel
+    from public.notification_outbox o
+    where o.status = 'pending' and o.next_attempt_at <= clock_timestamp()
+  ),
+  room as (
+    select p.tenant_id, p.channel, private.message_room(p.tenant_id, p.channel) as room
+    from pairs p
+  ),
+  ranked as (
+    select o.id, o.tenant_id, o.channel,
+           row_number() over (partition by o.tenant_id, o.channel order by o.next_attempt_at) as n
+    from public.notification_outbox o
+    where o.status = 'pending' and o.next_attempt_at <= clock_timestamp()
+  ),
+  held as (
+    update public.notification_outbox o
+    set next_attempt_at = clock_timestamp() + interval '5 minutes',
+        held_at = coalesce(o.held_at, clock_timestamp()),
+        last_error = 'held: the tenant''s ' || o.channel || ' quota is used up'
+    from ranked r join room c on c.tenant_id = r.tenant_id and c.channel = r.channel
+    where o.id = r.id and c.room is not null and r.n > greatest(c.room, 0)
+    returning o.tenant_id, o.channel
+  )
+  select coalesce(jsonb_agg(jsonb_build_object('tenant_id', x.tenant_id, 'channel', x.channel, 'n', x.n)), '[]')
+  into held_pairs
+  from (select h.tenant_id, h.channel, count(*) as n from held h group by h.tenant_id, h.channel) x;
+
+  for over in select (e ->> 'tenant_id')::uuid as tenant_id, e ->> 'channel' as channel, (e ->> 'n')::bigint as n
+              from jsonb_array_elements(held_pairs) e
+  loop
+    insert into private.quota_alerts (tenant_id, channel, hour)
+    values (over.tenant_id, over.channel, date_trunc('hour', clock_timestamp()))
+    on conflict do nothing;
+    if found then
+      insert into public.notification_outbox (tenant_id, channel, template, payload)
+      select over.tenant_id, 'slack', 'quota_alert', jsonb_build_object(
+        'tenant_id', over.tenant_id, 'tenant', t.business_name, 'channel', over.channel,
+        'held', over.n, 'quota', (
+          select jsonb_build_object('per_hour', m.per_hour, 'per_day', m.per_day)
+          from public.message_quotas m
+          where m.channel = over.channel and (m.tenant_id = over.tenant_id or m.tenant_id is null)
+          order by m.tenant_id nulls last limit 1))
+      from public.tenants t where t.id = over.tenant_id;
+    end if;
+  end loop;
 
   return query
   with due as (
@@ -65,7 +198,8 @@ begin
   set status = 'sending',
       attempts = o.attempts + 1,
       locked_until = clock_timestamp() + make_interval(secs => lease_seconds),
-      lease_id = gen_random_uuid()
+      lease_id = gen_random_uuid(),
+      claimed_at = coalesce(o.claimed_at, clock_timestamp())
   from due
   where o.id = due.id
   returning o.*;

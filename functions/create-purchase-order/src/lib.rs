@@ -20,9 +20,11 @@
 //!    everything the PDF shows.
 //! 2. [`pdf::render`] draws the PDF; it is uploaded as the caller, so Storage's
 //!    RLS applies, to `purchase-orders/<tenant_id>/<po_number>.pdf`.
-//! 3. A signed URL valid for [`PDF_URL_TTL_SECS`] is made for it.
+//! 3. A signed URL valid for [`PDF_URL_TTL_SECS`] is made for the response.
 //! 4. `public.attach_purchase_order_pdf` marks the PO sent and queues the
-//!    supplier's email with that link; only the first call queues anything.
+//!    supplier's email; only the first call queues anything. The email names
+//!    the stored object, not a URL: the dispatcher signs the link to it when
+//!    it sends, so no caller can put another link in the supplier's email.
 //!
 //! If step 2–4 fails, the PO exists without its PDF: the answer is 502
 //! `PDF_PENDING` with `po_id`, `po_number` and the failed step's error code
@@ -34,11 +36,16 @@ pub mod pdf;
 
 use std::collections::HashSet;
 
+use shared::providers::Clock;
 use shared::serde_json::{json, Value};
 use shared::{
-    authenticate, is_replay, json_number, utc_day, ApiError, Caller, Config, Decimal, DecimalRule,
-    PostgrestClient, Request, Response, Result, StorageClient, Uuid, Validator, DECIMAL_10_2_MAX,
+    authenticate, is_replay, json_number, utc_day, ApiError, Caller, Config, Counted, Decimal,
+    DecimalRule, PostgrestClient, Request, Response, Result, StorageClient, Uuid, Validator,
+    DECIMAL_10_2_MAX,
 };
+
+/// The name rate limits and capacity are kept under.
+pub const FUNCTION_NAME: &str = "create-purchase-order";
 
 pub const BUCKET: &str = "purchase-orders";
 /// How long the PDF link in the response and in the supplier's email works.
@@ -245,6 +252,9 @@ pub struct Ctx<'a> {
     pub idempotency_key: Option<String>,
     /// A monotonic clock in milliseconds, to time the PDF.
     pub millis: &'a dyn Fn() -> f64,
+    /// For admit_request: the attempt is counted in a transaction of its own.
+    pub service_role_key: Option<&'a str>,
+    pub clock: &'a dyn Clock,
 }
 
 /// A finished request: its response, and whether an email was queued.
@@ -256,7 +266,22 @@ pub struct Done {
 pub async fn run(input: &PoInput, ctx: &Ctx<'_>) -> Result<Done> {
     let args = rpc_args(input, ctx.idempotency_key.as_deref());
     let token = &ctx.caller.token;
-    let created = Created::from_rpc(&ctx.rest.rpc("create_purchase_order", &args, token).await?)?;
+    let counted = Counted {
+        function_name: FUNCTION_NAME,
+        subject_id: input.supplier_id,
+    };
+    let created = Created::from_rpc(
+        &ctx.rest
+            .rpc_counted(
+                "create_purchase_order",
+                &args,
+                ctx.caller,
+                counted,
+                ctx.service_role_key,
+                ctx.clock,
+            )
+            .await?,
+    )?;
 
     let mut pdf_ms = None;
     if !created.pdf_attached {
@@ -286,7 +311,7 @@ pub async fn run(input: &PoInput, ctx: &Ctx<'_>) -> Result<Done> {
             .rest
             .rpc(
                 "attach_purchase_order_pdf",
-                &json!({ "po_id": created.po_id, "pdf_url": url }),
+                &json!({ "po_id": created.po_id }),
                 token,
             )
             .await
@@ -303,9 +328,10 @@ pub async fn run(input: &PoInput, ctx: &Ctx<'_>) -> Result<Done> {
 pub async fn handler(
     req: Request,
     config: &'static Config,
-    now: i64,
+    clock: &dyn Clock,
     millis: &dyn Fn() -> f64,
 ) -> Result<Done> {
+    let now = clock.now_unix_secs();
     req.require_method("POST")?;
     let caller = authenticate(&req, &config.jwt, now)?;
     let idempotency_key = req.idempotency_key()?;
@@ -316,6 +342,8 @@ pub async fn handler(
         caller: &caller,
         idempotency_key,
         millis,
+        service_role_key: config.service_role_key.as_deref(),
+        clock,
     };
     run(&input, &ctx).await
 }
@@ -328,7 +356,7 @@ mod wasm {
         let done = handler(
             req,
             config,
-            shared::runtime::now(),
+            &shared::runtime::JsClock,
             &shared::runtime::monotonic_ms,
         )
         .await?;

@@ -199,6 +199,11 @@ fn byte_width(b: u8, font: Font) -> u16 {
     }
 }
 
+/// The width of one character in points at `size`.
+fn char_width(c: char, font: Font, size: f32) -> f32 {
+    byte_width(win_ansi(c), font) as f32 * size / 1000.0
+}
+
 /// The width of `s` in points at `size`.
 fn width(s: &str, font: Font, size: f32) -> f32 {
     let units: u32 = s
@@ -208,51 +213,91 @@ fn width(s: &str, font: Font, size: f32) -> f32 {
     units as f32 * size / 1000.0
 }
 
-/// Greedy word wrap into lines no wider than `max`; a word longer than a line
-/// is broken by characters. Explicit newlines start new lines.
-fn wrap(s: &str, font: Font, size: f32, max: f32) -> Vec<String> {
-    let mut lines = Vec::new();
-    for paragraph in s.split('\n') {
-        let mut line = String::new();
+/// The narrowest glyph of both fonts (the quote, 191/1000 em).
+const NARROWEST_EM: f32 = 0.191;
+
+/// At most how many characters `lines` lines of `max` points can show: the
+/// input is cut to this before any layout, so the work done is bounded by the
+/// space on the page, never by how long a stored text is.
+fn visible_chars(lines: usize, size: f32, max: f32) -> usize {
+    lines * ((max / (NARROWEST_EM * size)).ceil() as usize + 1)
+}
+
+/// `s` cut to its first `n` characters, without copying.
+fn head(s: &str, n: usize) -> &str {
+    match s.char_indices().nth(n) {
+        Some((at, _)) => &s[..at],
+        None => s,
+    }
+}
+
+/// Greedy word wrap into at most `max_lines` lines no wider than `max`; a
+/// word longer than a line is broken by characters. Explicit newlines start
+/// new lines. Returns the lines, and whether text was left over. Linear in
+/// the (already cut) input: each character's width is looked up once.
+fn wrap(s: &str, font: Font, size: f32, max: f32, max_lines: usize) -> (Vec<String>, bool) {
+    let cut = head(s, visible_chars(max_lines, size, max));
+    let mut lines: Vec<String> = Vec::new();
+    let space = char_width(' ', font, size);
+    let full = |lines: &Vec<String>| lines.len() >= max_lines;
+    let paragraphs: Vec<&str> = cut.split('\n').collect();
+    for (i, paragraph) in paragraphs.iter().enumerate() {
+        let (mut line, mut line_w) = (String::new(), 0.0f32);
         for word in paragraph.split_whitespace() {
-            let candidate = if line.is_empty() {
-                word.to_owned()
-            } else {
-                format!("{line} {word}")
-            };
-            if width(&candidate, font, size) <= max {
-                line = candidate;
+            let word_w: f32 = word.chars().map(|c| char_width(c, font, size)).sum();
+            let gap = if line.is_empty() { 0.0 } else { space };
+            if line_w + gap + word_w <= max {
+                if !line.is_empty() {
+                    line.push(' ');
+                }
+                line.push_str(word);
+                line_w += gap + word_w;
                 continue;
             }
             if !line.is_empty() {
                 lines.push(std::mem::take(&mut line));
+                line_w = 0.0;
+                if full(&lines) {
+                    return (lines, true);
+                }
             }
             for c in word.chars() {
-                line.push(c);
-                if width(&line, font, size) > max {
-                    line.pop();
+                let w = char_width(c, font, size);
+                if line_w + w > max && !line.is_empty() {
                     lines.push(std::mem::take(&mut line));
-                    line.push(c);
+                    line_w = 0.0;
+                    if full(&lines) {
+                        return (lines, true);
+                    }
                 }
+                line.push(c);
+                line_w += w;
             }
         }
         lines.push(line);
+        if full(&lines) {
+            let rest = paragraphs[i + 1..].iter().any(|p| !p.trim().is_empty());
+            return (lines, rest || cut.len() < s.len());
+        }
     }
-    lines
+    (lines, cut.len() < s.len())
 }
 
-/// `s` cut to fit `max`, ending in an ellipsis when cut.
+/// `s` cut to fit `max`, ending in an ellipsis when cut. Linear, and it never
+/// looks past what one line could show.
 fn fit(s: &str, font: Font, size: f32, max: f32) -> String {
-    if width(s, font, size) <= max {
+    let cut = head(s, visible_chars(1, size, max));
+    if cut.len() == s.len() && width(s, font, size) <= max {
         return s.to_owned();
     }
-    let mut out = String::new();
-    for c in s.chars() {
-        out.push(c);
-        if width(&format!("{out}…"), font, size) > max {
-            out.pop();
+    let room = max - char_width('…', font, size);
+    let (mut out, mut w) = (String::new(), 0.0f32);
+    for c in cut.chars() {
+        w += char_width(c, font, size);
+        if w > room {
             break;
         }
+        out.push(c);
     }
     out.push('…');
     out
@@ -312,6 +357,9 @@ const COL_ITEM_W: f32 = COL_QTY_R - 48.0 - COL_ITEM;
 const COL_PRICE_R: f32 = 465.0;
 const COL_TOTAL_R: f32 = RIGHT;
 const MAX_NAME_LINES: usize = 4;
+/// Notes are at most 2,000 characters in the database; this bounds the
+/// layout whatever a row holds.
+const MAX_NOTE_LINES: usize = 40;
 
 struct Pages {
     pages: Vec<Content>,
@@ -425,7 +473,7 @@ pub fn render(doc: &Document) -> Vec<u8> {
         block.push((Font::Regular, format!("Attn: {c}")));
     }
     if let Some(a) = s.address.as_deref() {
-        for line in wrap(a, Font::Regular, BODY, 260.0).into_iter().take(4) {
+        for line in wrap(a, Font::Regular, BODY, 260.0, 4).0 {
             block.push((Font::Regular, line));
         }
     }
@@ -442,11 +490,12 @@ pub fn render(doc: &Document) -> Vec<u8> {
 
     // Item rows, flowing onto further pages.
     for (i, item) in doc.items.iter().enumerate() {
-        let mut name_lines = wrap(&item.name, Font::Regular, BODY, COL_ITEM_W);
-        if name_lines.len() > MAX_NAME_LINES {
-            name_lines.truncate(MAX_NAME_LINES);
-            let last = format!("{}…", name_lines[MAX_NAME_LINES - 1]);
-            name_lines[MAX_NAME_LINES - 1] = fit(&last, Font::Regular, BODY, COL_ITEM_W);
+        let (mut name_lines, more) =
+            wrap(&item.name, Font::Regular, BODY, COL_ITEM_W, MAX_NAME_LINES);
+        if more {
+            let last = name_lines.len() - 1;
+            let cut = format!("{}…", name_lines[last]);
+            name_lines[last] = fit(&cut, Font::Regular, BODY, COL_ITEM_W);
         }
         p.room(ROW * name_lines.len() as f32, true);
         let y = p.y;
@@ -490,7 +539,7 @@ pub fn render(doc: &Document) -> Vec<u8> {
         let y = p.y;
         p.text(LEFT, y, Font::Bold, BODY, "Notes");
         p.y -= ROW;
-        for line in wrap(notes, Font::Regular, BODY, RIGHT - LEFT) {
+        for line in wrap(notes, Font::Regular, BODY, RIGHT - LEFT, MAX_NOTE_LINES).0 {
             p.room(ROW, false);
             let y = p.y;
             p.text(LEFT, y, Font::Regular, BODY, &line);
@@ -503,7 +552,7 @@ pub fn render(doc: &Document) -> Vec<u8> {
     for n in 0..count {
         p.at = n;
         let footer = format!("Page {} of {count}", n + 1);
-        let label = format!("{} · {}", doc.business_name, doc.po_number);
+        let label = format!("{} · {}", head(&doc.business_name, 200), doc.po_number);
         p.text(
             LEFT,
             40.0,
@@ -638,23 +687,58 @@ mod tests {
 
     #[test]
     fn text_is_wrapped_and_cut_to_fit() {
-        let lines = wrap(
+        let (lines, more) = wrap(
             "the quick brown fox jumps over the lazy dog",
             Font::Regular,
             10.0,
             80.0,
+            10,
         );
-        assert!(lines.len() > 1);
+        assert!(lines.len() > 1 && !more);
         assert!(lines.iter().all(|l| width(l, Font::Regular, 10.0) <= 80.0));
         assert_eq!(
             lines.join(" "),
             "the quick brown fox jumps over the lazy dog"
         );
-        let long = wrap(&"x".repeat(100), Font::Regular, 10.0, 50.0);
+        let (long, more) = wrap(&"x".repeat(100), Font::Regular, 10.0, 50.0, 10);
         assert!(long.len() > 1 && long.iter().all(|l| width(l, Font::Regular, 10.0) <= 50.0));
-        assert_eq!(wrap("a\nb", Font::Regular, 10.0, 100.0), vec!["a", "b"]);
+        assert!(!more && long.concat() == "x".repeat(100));
+        assert_eq!(
+            wrap("a\nb", Font::Regular, 10.0, 100.0, 10),
+            (vec!["a".to_owned(), "b".to_owned()], false)
+        );
         let cut = fit("ABCDEFGHIJKLMNOPQRSTUVWXYZ", Font::Regular, 10.0, 40.0);
         assert!(cut.ends_with('…') && width(&cut, Font::Regular, 10.0) <= 40.0);
+    }
+
+    #[test]
+    fn huge_text_is_cut_before_it_is_laid_out() {
+        // 1 MB of text: only what four lines can show is ever looked at.
+        let name = "word ".repeat(200_000);
+        let (lines, more) = wrap(&name, Font::Regular, 9.0, 200.0, 4);
+        assert_eq!(lines.len(), 4);
+        assert!(more);
+        assert!(lines.iter().all(|l| width(l, Font::Regular, 9.0) <= 200.0));
+        let one_word = "x".repeat(1_000_000);
+        let (lines, more) = wrap(&one_word, Font::Regular, 9.0, 200.0, 4);
+        assert!(lines.len() == 4 && more);
+        let cut = fit(&one_word, Font::Regular, 9.0, 200.0);
+        assert!(cut.ends_with('…') && width(&cut, Font::Regular, 9.0) <= 200.0);
+        assert!(cut.chars().count() < 200);
+    }
+
+    #[test]
+    fn a_500_line_po_of_maximal_names_renders() {
+        let mut doc = sample(500);
+        for item in doc["items"].as_array_mut().unwrap() {
+            item["name"] = json!("W".repeat(200));
+            item["sku"] = json!("S".repeat(100));
+        }
+        doc["notes"] = json!("n ".repeat(1000));
+        doc["supplier"]["address"] = json!("a".repeat(500));
+        let pdf = render(&Document::from_json(&doc).unwrap());
+        assert!(pdf.starts_with(b"%PDF-"));
+        assert!(page_count(&pdf) > 10);
     }
 
     #[test]

@@ -142,7 +142,8 @@ pub async fn deliver(
     if n.channel == "stripe" {
         return deliver_refund(n, config, clock).await;
     }
-    let message = render(&n.template, &n.channel, &n.payload).map_err(SendError::permanent)?;
+    let payload = with_signed_links(&n.payload, config).await?;
+    let message = render(&n.template, &n.channel, &payload).map_err(SendError::permanent)?;
     match message {
         Message::Email(m) => {
             let to = n
@@ -187,7 +188,62 @@ pub async fn deliver(
             });
             twilio.send_sms(&to, &body, since.as_deref(), clock).await
         }
+        Message::Slack(text) => {
+            let slack = config.providers.slack.as_ref().ok_or_else(|| {
+                SendError::transient("Slack is not configured (SLACK_WEBHOOK_URL)")
+            })?;
+            slack.post(&text, None, clock).await?;
+            // Slack's webhook answers `ok` with no id; the row's id is the message's.
+            Ok(format!("slack:{}", n.id))
+        }
     }
+}
+
+/// Longest a link signed for a message may live.
+pub const MAX_LINK_SECS: u64 = 365 * 24 * 3600;
+
+/// The payload with each `signed_links` entry (`{"<field>": {"bucket",
+/// "path", "expires_in"}}`) signed now, with the service role, into
+/// `payload[<field>]`. A message thus never carries a URL someone wrote into
+/// the outbox: only a link to the named object on this project's Storage.
+pub async fn with_signed_links(
+    payload: &Value,
+    config: &Config,
+) -> std::result::Result<Value, SendError> {
+    let Some(links) = payload.get("signed_links").and_then(Value::as_object) else {
+        return Ok(payload.clone());
+    };
+    let key = config
+        .service_role_key
+        .as_deref()
+        .ok_or_else(|| SendError::transient("SUPABASE_SERVICE_ROLE_KEY is not set"))?;
+    let mut out = payload.clone();
+    for (field, link) in links {
+        let part = |k: &str| {
+            link.get(k)
+                .and_then(Value::as_str)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| SendError::permanent(format!("signed_links.{field} has no {k}")))
+        };
+        let (bucket, path) = (part("bucket")?, part("path")?);
+        let ttl = link
+            .get("expires_in")
+            .and_then(Value::as_u64)
+            .unwrap_or(3600)
+            .clamp(1, MAX_LINK_SECS) as u32;
+        let url = config
+            .storage
+            .create_signed_url(bucket, path, ttl, key)
+            .await
+            .map_err(|e| match e {
+                ApiError::NotFound { .. } => {
+                    SendError::permanent(format!("{bucket}/{path} is not in Storage"))
+                }
+                e => SendError::transient(format!("signing {bucket}/{path}: {}", e.code())),
+            })?;
+        out[field.as_str()] = Value::String(url);
+    }
+    Ok(out)
 }
 
 /// A refund process-return could not complete: submitted to Stripe with the

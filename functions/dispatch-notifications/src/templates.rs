@@ -19,16 +19,69 @@ pub struct EmailMessage {
 pub enum Message {
     Email(EmailMessage),
     Sms(String),
+    /// A platform alert, to the operators' Slack webhook.
+    Slack(String),
 }
+
+/// Any one text value of a payload is cut to this many characters (with "…")
+/// before rendering; the database bounds member text too, this keeps a
+/// message bounded whatever a payload holds.
+pub const MAX_TEXT_CHARS: usize = 2000;
+/// Item lines listed in an email; past it, one line says how many more.
+pub const MAX_LISTED_LINES: usize = 100;
+/// An email's subject, HTML and text together; past it the row is dead
+/// (a permanent failure with this reason) rather than sent.
+pub const MAX_EMAIL_BYTES: usize = 512 * 1024;
 
 /// Renders a row, or says why it never can be (a permanent failure).
 pub fn render(template: &str, channel: &str, payload: &Value) -> Result<Message, String> {
-    match (template, channel) {
-        ("order_confirmation", "email") => Ok(Message::Email(order_confirmation_email(payload)?)),
-        ("order_confirmation", "sms") => Ok(Message::Sms(order_confirmation_sms(payload)?)),
-        ("purchase_order", "email") => Ok(Message::Email(purchase_order_email(payload)?)),
-        ("return_confirmation", "email") => Ok(Message::Email(return_confirmation_email(payload)?)),
-        _ => Err(format!("no template {template:?} for channel {channel:?}")),
+    let payload = &bounded(payload);
+    let message = match (template, channel) {
+        ("order_confirmation", "email") => Message::Email(order_confirmation_email(payload)?),
+        ("order_confirmation", "sms") => Message::Sms(order_confirmation_sms(payload)?),
+        ("purchase_order", "email") => Message::Email(purchase_order_email(payload)?),
+        ("return_confirmation", "email") => Message::Email(return_confirmation_email(payload)?),
+        ("quota_alert", "slack") => Message::Slack(quota_alert(payload)?),
+        _ => return Err(format!("no template {template:?} for channel {channel:?}")),
+    };
+    if let Message::Email(m) = &message {
+        let size = m.subject.len() + m.html.len() + m.text.len();
+        if size > MAX_EMAIL_BYTES {
+            return Err(format!(
+                "the email would be {size} bytes, over the {MAX_EMAIL_BYTES}-byte limit"
+            ));
+        }
+    }
+    Ok(message)
+}
+
+/// The payload with every string cut to [`MAX_TEXT_CHARS`].
+fn bounded(value: &Value) -> Value {
+    match value {
+        Value::String(s) if s.chars().count() > MAX_TEXT_CHARS => {
+            let mut cut: String = s.chars().take(MAX_TEXT_CHARS - 1).collect();
+            cut.push('…');
+            Value::String(cut)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(bounded).collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), bounded(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// "… and N more lines" after [`MAX_LISTED_LINES`], for the text and HTML bodies.
+fn more_lines(items: &[Value], columns: usize) -> (String, String) {
+    match items.len().saturating_sub(MAX_LISTED_LINES) {
+        0 => (String::new(), String::new()),
+        n => (
+            format!("  … and {n} more lines\n"),
+            format!("<tr><td colspan=\"{columns}\">… and {n} more lines</td></tr>"),
+        ),
     }
 }
 
@@ -109,9 +162,10 @@ fn order_confirmation_email(p: &Value) -> Result<EmailMessage, String> {
             .unwrap_or(""),
     );
 
+    let (more_text, more_html) = more_lines(items, 5);
     let mut lines = String::new();
     let mut rows = String::new();
-    for item in items {
+    for item in items.iter().take(MAX_LISTED_LINES) {
         let name = item.get("name").and_then(Value::as_str).unwrap_or("");
         let sku = item.get("sku").and_then(Value::as_str).unwrap_or("");
         let (qty, unit, line) = (
@@ -126,6 +180,8 @@ fn order_confirmation_email(p: &Value) -> Result<EmailMessage, String> {
             escape_html(sku)
         ));
     }
+    lines.push_str(&more_text);
+    rows.push_str(&more_html);
     let greeting = greeting(client);
     let text_body = format!(
         "{greeting}\n\n{business} has received your order {number}.\n\n{lines}\nTotal: {total}\nPayment terms: {terms}\nDelivery: {delivery}\n\nThank you for your order.\n{business}\n"
@@ -184,9 +240,10 @@ fn return_confirmation_email(p: &Value) -> Result<EmailMessage, String> {
         },
         other => return Err(format!("unknown return method {other:?}")),
     };
+    let (more_text, more_html) = more_lines(items, 4);
     let mut lines = String::new();
     let mut rows = String::new();
-    for item in items {
+    for item in items.iter().take(MAX_LISTED_LINES) {
         let name = item.get("name").and_then(Value::as_str).unwrap_or("");
         let sku = item.get("sku").and_then(Value::as_str).unwrap_or("");
         let reason = item.get("reason").and_then(Value::as_str).unwrap_or("");
@@ -199,6 +256,8 @@ fn return_confirmation_email(p: &Value) -> Result<EmailMessage, String> {
             escape_html(reason)
         ));
     }
+    lines.push_str(&more_text);
+    rows.push_str(&more_html);
     let greeting = greeting(client);
     let text_body = format!(
         "{greeting}\n\n{business} has processed return {ra} for order {order}.\n\n{lines}\n{next}\n\n{business}\n"
@@ -221,6 +280,22 @@ fn return_confirmation_email(p: &Value) -> Result<EmailMessage, String> {
         text: text_body,
         sender_name: business.to_owned(),
     })
+}
+
+/// To the platform: a tenant's paid messages are being held at its quota.
+fn quota_alert(p: &Value) -> Result<String, String> {
+    let tenant = text(p, "tenant")?;
+    let tenant_id = text(p, "tenant_id")?;
+    let channel = text(p, "channel")?;
+    let held = p.get("held").and_then(Value::as_u64).unwrap_or(0);
+    let limit = |k: &str| p["quota"].get(k).and_then(Value::as_u64).unwrap_or(0);
+    Ok(format!(
+        ":warning: {tenant} ({tenant_id}) reached its {channel} quota ({} an hour, {} a day). \
+         {held} message(s) are held and will go out as the quota frees up; \
+         raise the tenant's row in message_quotas to release them sooner.",
+        limit("per_hour"),
+        limit("per_day"),
+    ))
 }
 
 /// The purchase order to the supplier, with the signed link to its PDF.
@@ -333,6 +408,53 @@ mod tests {
         );
         assert!(!m.html.contains("<Wholesale>"));
         assert!(m.html.contains("<strong>88.74</strong>"));
+    }
+
+    #[test]
+    fn an_email_lists_at_most_100_lines_and_cuts_huge_text() {
+        let mut p = payload();
+        let item = p["items"][0].clone();
+        p["items"] = Value::Array(vec![item; 500]);
+        p["client_name"] = Value::String("x".repeat(1_000_000));
+        let Message::Email(m) = render("order_confirmation", "email", &p).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            m.text.matches("x Oat Milk [OAT-1]").count(),
+            MAX_LISTED_LINES
+        );
+        assert!(m.text.contains("  … and 400 more lines\n"));
+        assert!(m.html.contains("… and 400 more lines</td>"));
+        let size = m.subject.len() + m.html.len() + m.text.len();
+        assert!(size < 100_000, "{size} bytes");
+        assert!(m
+            .text
+            .contains(&format!("Hello {}…,", "x".repeat(MAX_TEXT_CHARS - 1))));
+    }
+
+    #[test]
+    fn an_email_over_the_size_cap_is_refused_not_sent() {
+        let mut p = payload();
+        let mut item = p["items"][0].clone();
+        item["name"] = Value::String("y".repeat(MAX_TEXT_CHARS));
+        item["sku"] = Value::String("z".repeat(MAX_TEXT_CHARS));
+        p["items"] = Value::Array(vec![item; 100]);
+        let err = render("order_confirmation", "email", &p).unwrap_err();
+        assert!(err.contains("byte limit"), "{err}");
+    }
+
+    #[test]
+    fn the_quota_alert_names_the_tenant_channel_and_quota() {
+        let p: Value = shared::serde_json::from_str(
+            r#"{"tenant_id":"t-1","tenant":"Acme","channel":"sms","held":3,
+                "quota":{"per_hour":2,"per_day":100}}"#,
+        )
+        .unwrap();
+        let Message::Slack(text) = render("quota_alert", "slack", &p).unwrap() else {
+            panic!()
+        };
+        assert!(text.contains("Acme (t-1) reached its sms quota (2 an hour, 100 a day)"));
+        assert!(text.contains("3 message(s) are held"));
     }
 
     #[test]
