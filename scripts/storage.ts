@@ -70,12 +70,17 @@ const SAFE_KEY = /^[A-Za-z0-9_/!.*'() &$=@;:+,?-]+$/;
 /** Why `name` is not an acceptable object name, or null when it is. */
 function invalidObjectName(name: string): string | null {
   if (!SAFE_KEY.test(name)) return "it holds a character Storage refuses";
+  // S3 keys are at most 1,024 bytes; a file name at most 255 (NAME_MAX).
+  if (name.length > 1024) return "it is longer than 1024 characters";
   const segments = name.split("/");
   if (segments.some((s) => s === "")) {
     return "it has an empty segment or a leading or trailing slash";
   }
   if (segments.some((s) => s === "." || s === "..")) {
     return "it has a '.' or '..' segment";
+  }
+  if (segments.some((s) => s.length > 255)) {
+    return "a segment is longer than 255 characters";
   }
   return null;
 }

@@ -601,9 +601,19 @@ Deno.test("object names with empty, '.' or '..' segments are refused, so one fil
   assert.equal(viaJs.data?.path, `${t.id}/c.pdf`);
 });
 
-Deno.test("a control character or bad percent-encoding in a name is a 400, never a 500", async () => {
+Deno.test("a control character, bad percent-encoding or an over-long name is a 400, never a 500", async () => {
   const t = await makeTenant();
-  for (const name of ["a%00b.pdf", "a%0Ab.pdf", "a%7Fb.pdf", "a%ZZb.pdf"]) {
+  for (
+    const name of [
+      "a%00b.pdf",
+      "a%0Ab.pdf",
+      "a%7Fb.pdf",
+      "a%ZZb.pdf",
+      // longer than a file name or a key may be
+      `${"n".repeat(300)}.pdf`,
+      `${"d/".repeat(520)}x.pdf`,
+    ]
+  ) {
     const path = `${t.id}/${name}`;
     const up = await fetch(storageUrl("invoices", path), {
       method: "POST",
