@@ -94,11 +94,14 @@ grant all on public.products, public.warehouses, public.wholesale_inventory,
   public.wholesale_clients to service_role;
 
 /*
- * private.guard_client_write(): before a client row is inserted or updated.
+ * private.guard_client_write(): before a client row is inserted, updated or
+ * deleted.
  *
  * For a signed-in user (auth.uid() set, directly or inside an RPC), a
  * credit_limit or status other than the default (insert) or the old value
  * (update) needs the admin role or a higher one: CEA03 (FORBIDDEN) otherwise.
+ * Deleting a client whose status is not active needs the admin role too, so
+ * a member cannot delete a suspended client and create it again as active.
  * The service role and the database owner (migrations, seed) are not users.
  *
  * For everyone, a new client starts with a balance of zero or more: a
@@ -115,6 +118,14 @@ security definer
 set search_path = ''
 as $$
 begin
+  -- Deleting a client who is not active (then creating it again) would undo
+  -- an admin's decision: that, too, is an admin's.
+  if tg_op = 'DELETE' then
+    if (select auth.uid()) is not null and old.status <> 'active' then
+      perform private.require_role(old.tenant_id, 'admin');
+    end if;
+    return old;
+  end if;
   if tg_op = 'INSERT' and new.current_balance < 0 then
     raise exception using errcode = '23514', message = 'a new client cannot start with a negative balance',
       detail = jsonb_build_object('current_balance', new.current_balance)::text;
@@ -132,5 +143,5 @@ $$;
 revoke all on function private.guard_client_write() from public;
 
 drop trigger if exists guard_client_write on public.wholesale_clients;
-create trigger guard_client_write before insert or update on public.wholesale_clients
+create trigger guard_client_write before insert or update or delete on public.wholesale_clients
   for each row execute function private.guard_client_write();

@@ -180,5 +180,30 @@ select throws_ok($$insert into public.wholesale_clients (tenant_id, name, curren
   '23514', null, 'not even by the service role');
 reset role;
 
+-- A member cannot undo a suspension by deleting the client and creating it again.
+update public.wholesale_clients set status = 'suspended' where id = '5a000000-0000-4000-8000-000000000002';
+insert into public.wholesale_clients (id, tenant_id, name, status)
+values ('5a000000-0000-4000-8000-000000000009', '1a000000-0000-4000-8000-000000000001', 'Spare', 'active');
+select tests.act_as('0a000000-0000-4000-8000-000000000002');
+select throws_ok($$delete from public.wholesale_clients where id = '5a000000-0000-4000-8000-000000000002'$$,
+  'CEA03', null, 'a member cannot delete a suspended client');
+select lives_ok($$delete from public.wholesale_clients where id = '5a000000-0000-4000-8000-000000000009'$$,
+  'a member may delete an active client without orders');
+select tests.act_as('0a000000-0000-4000-8000-000000000001');
+select lives_ok($$delete from public.wholesale_clients where id = '5a000000-0000-4000-8000-000000000002'$$,
+  'an admin may delete a suspended client');
+
+-- Admission refuses a viewer before anything is charged.
+select tests.act_as_owner();
+set local role service_role;
+select throws_ok($$select public.admit_request('create-wholesale-order', '0a000000-0000-4000-8000-000000000003',
+  '5a000000-0000-4000-8000-000000000001')$$, 'CEA03', 'this needs the member role or a higher one',
+  'a viewer is not admitted');
+reset role;
+select is((select count(*) from public.rate_limit_buckets b
+  join public.tenant_users tu on tu.tenant_id = b.tenant_id
+  where tu.user_id = '0a000000-0000-4000-8000-000000000003' and b.updated_at > now() - interval '1 minute'
+    and b.tokens < 599), 0::bigint, 'and nothing was charged to the tenant for it');
+
 select * from finish();
 rollback;
