@@ -320,8 +320,8 @@ drop function if exists public.attach_purchase_order_pdf(uuid, text);
  * when it sends the email.
  *
  * Locks the purchase order row. Raises CEA01, CEN04 (missing or another
- * tenant's PO), CEA03 (a viewer), CEV01 (the PDF is not in the
- * purchase-orders bucket yet).
+ * tenant's PO), CEA03 (a viewer), CET01 (the PO is cancelled), CEV01 (the
+ * PDF is not in the purchase-orders bucket yet).
  */
 create or replace function public.attach_purchase_order_pdf(po_id uuid)
 returns jsonb
@@ -340,6 +340,10 @@ begin
       jsonb_build_object('resource', 'purchase_order', 'id', attach_purchase_order_pdf.po_id));
   end if;
   perform private.require_role(po.tenant_id, 'member');
+  if po.status = 'cancelled' then
+    perform private.raise_error('CET01', 'a cancelled purchase order is not sent',
+      jsonb_build_object('from', po.status, 'to', 'sent'));
+  end if;
   if not exists (
     select 1 from storage.objects o where o.bucket_id = 'purchase-orders' and o.name = po.pdf_path)
   then
@@ -381,6 +385,7 @@ revoke all on function public.attach_purchase_order_pdf(uuid) from public, anon;
 grant execute on function public.attach_purchase_order_pdf(uuid) to authenticated, service_role;
 
 -- Requests to create-purchase-order are admitted against the tenant of their supplier (see rate_limits).
-insert into private.request_subjects (function_name, subject_table)
-values ('create-purchase-order', 'public.suppliers')
-on conflict (function_name) do update set subject_table = excluded.subject_table;
+insert into private.request_subjects (function_name, subject_table, resource)
+values ('create-purchase-order', 'public.suppliers', 'supplier')
+on conflict (function_name) do update
+set subject_table = excluded.subject_table, resource = excluded.resource;

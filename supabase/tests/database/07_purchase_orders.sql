@@ -128,7 +128,18 @@ select 'purchase-orders', r ->> 'pdf_path', '0a000000-0000-4000-8000-00000000000
 select tests.act_as('0a000000-0000-4000-8000-000000000001');
 select is(public.attach_purchase_order_pdf((select (r ->> 'po_id')::uuid from nomail)),
   '{"queued": 0}'::jsonb, 'no email address, no email');
+-- A cancelled PO is not sent.
+create temp table cancelled on commit drop as
+select public.create_purchase_order(tests.po_payload()) as r;
+update public.purchase_orders set status = 'cancelled' where id = (select (r ->> 'po_id')::uuid from cancelled);
 select tests.act_as_owner();
+insert into storage.objects (bucket_id, name, owner)
+select 'purchase-orders', r ->> 'pdf_path', '0a000000-0000-4000-8000-000000000001' from cancelled;
+select tests.act_as('0a000000-0000-4000-8000-000000000001');
+select throws_ok(format('select public.attach_purchase_order_pdf(%L)', (select r ->> 'po_id' from cancelled)),
+  'CET01', null, 'a cancelled PO is not attached, and its supplier gets no email');
+select tests.act_as_owner();
+delete from public.purchase_orders where id = (select (r ->> 'po_id')::uuid from cancelled);
 select is((select array_agg(po_number order by po_number) from public.purchase_orders where tenant_id = '1a000000-0000-4000-8000-000000000001'),
   array[(select r ->> 'po_number' from po), regexp_replace((select r ->> 'po_number' from po), '1$', '2')],
   'numbers are consecutive per tenant');
