@@ -13,7 +13,9 @@ const CONCURRENCY = 8;
 const PER_ROUND = 400;
 const ROUNDS = 3;
 
-const t = await makeTenant({ products: 1, stock: 0 });
+// The throughput tenants may run 8 transactions at once, so 8 concurrent
+// clients measure the function layer, not the default cap of one.
+const t = await makeTenant({ products: 1, stock: 0, maxConcurrent: 8 });
 await sql`update public.wholesale_inventory set quantity = 99999999 where product_id = ${
   t.products[0]
 }`;
@@ -209,7 +211,7 @@ console.log(
 
 // Orders that queue a confirmation (the client has email and phone): each
 // order asks the dispatcher to deliver; kicks are coalesced per isolate.
-const n = await makeTenant({ products: 1, stock: 0 });
+const n = await makeTenant({ products: 1, stock: 0, maxConcurrent: 8 });
 await sql`update public.wholesale_inventory set quantity = 99999999 where product_id = ${
   n.products[0]
 }`;
@@ -244,7 +246,7 @@ console.log(
 
 // Fairness: tenant A's order p50 alone, then while tenant B floods failing
 // 500-line orders from 40 connections, in one run.
-const fa = await makeTenant();
+const fa = await makeTenant({ stock: 100000 });
 const fb = await makeTenant({ products: 500, stock: 0 });
 await sql`update public.wholesale_clients set email = null, phone = null where tenant_id in (${fa.id}, ${fb.id})`;
 const big = JSON.stringify(order(fb, {

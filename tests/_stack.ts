@@ -326,4 +326,4 @@ export async function until<T>(
   throw new Error(`timed out waiting for ${what}`);
 }
 
-export { signEs256, signHs256 };
+export { signEs256, signHs256, userToken };

@@ -5,8 +5,10 @@
 // database unchecked.
 import assert from "node:assert/strict";
 import {
+  clientFor,
   env,
   invoke,
+  keys,
   makeSupplier,
   makeTenant,
   order,
@@ -17,6 +19,7 @@ import {
   type Tenant,
   until,
   url,
+  userToken,
 } from "./_stack.ts";
 
 const FN = "create-wholesale-order";
@@ -286,4 +289,100 @@ Deno.test("the supplier's email link is signed at send time for this project's S
   assert.equal(pdf.status, 200);
   assert.equal(pdf.headers.get("content-type"), "application/pdf");
   await pdf.body?.cancel();
+});
+
+Deno.test("guessing another tenant's ids is counted too: 404s use up the caller's own limit", async () => {
+  const a = await makeTenant();
+  const b = await makeTenant();
+  await sql`insert into public.rate_limit_policies (tenant_id, function_name, max_requests, window_seconds)
+    values (${a.id}, ${FN}, 5, 60)`;
+  const statuses: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    const guess = i % 2 ? b.clientId : crypto.randomUUID();
+    statuses.push(
+      (await invoke(a.db, FN, order(a, { client_id: guess }))).status,
+    );
+  }
+  assert.deepEqual(statuses, [404, 404, 404, 404, 404, 429, 429, 429]);
+  const [bucket] =
+    await sql`select count(*)::int as n from public.rate_limit_buckets
+    where tenant_id = ${b.id}`;
+  assert.equal(bucket.n, 0, "the tenant whose client was named paid nothing");
+});
+
+Deno.test("a viewer's refused attempts do not use up the tenant's limit", async () => {
+  const t = await makeTenant();
+  await sql`insert into public.rate_limit_policies (tenant_id, function_name, max_requests, window_seconds)
+    values (${t.id}, ${FN}, 3, 60)`;
+  const [viewer] = await sql`insert into auth.users (email)
+    values (${`v-${
+    crypto.randomUUID().slice(0, 8)
+  }@e2e.test`}) returning id::text, email`;
+  await sql`insert into public.tenant_users (tenant_id, user_id, role, email)
+    values (${t.id}, ${viewer.id}, 'viewer', ${viewer.email})`;
+  const token = await userToken(
+    keys,
+    { id: viewer.id, email: viewer.email },
+    url,
+  );
+  for (let i = 0; i < 5; i++) {
+    const r = await invoke(clientFor(token), FN, order(t));
+    assert.equal(r.status, 403, JSON.stringify(r.body));
+  }
+  assert.equal((await invoke(t.db, FN, order(t))).status, 201);
+});
+
+Deno.test("a business RPC called directly, without the function's admission, is refused before any work", async () => {
+  const t = await makeTenant({ products: 500, stock: 0 });
+  const big = order(t, {
+    items: t.products.map((p) => ({
+      product_id: p,
+      quantity: 1,
+      unit_price: 1,
+    })),
+  });
+  const { error } = await t.db.rpc("create_wholesale_order", { payload: big });
+  assert.equal(error?.code, "CEA03", JSON.stringify(error));
+  const forged = await fetch(`${url}/rest/v1/rpc/create_wholesale_order`, {
+    method: "POST",
+    headers: {
+      apikey: env.SUPABASE_ANON_KEY,
+      authorization: `Bearer ${t.token}`,
+      "content-type": "application/json",
+      "x-admission": crypto.randomUUID(),
+    },
+    body: JSON.stringify({ payload: big }),
+  });
+  assert.equal((await forged.json()).code, "CEA03");
+  assert.equal(await ordersOf(t.id), 0);
+});
+
+Deno.test("concurrent orders cannot push paid messages past the quota", async () => {
+  const t = await makeTenant({ maxConcurrent: 4, stock: 1000 });
+  await sql`insert into public.message_quotas (tenant_id, channel, per_hour, per_day)
+    values (${t.id}, 'sms', 3, 3)`;
+  const [{ name }] =
+    await sql`select business_name as name from public.tenants where id = ${t.id}`;
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      for (let i = 0; i < 10; i++) {
+        assert.equal((await invoke(t.db, FN, order(t))).status, 201);
+      }
+    }),
+  );
+  await until("every SMS sent or held", 20, async () => {
+    const [r] =
+      await sql`select count(*) filter (where status = 'sent')::int as sent,
+        count(*) filter (where status = 'pending' and held_at is not null)::int as held
+      from public.notification_outbox where tenant_id = ${t.id} and channel = 'sms'`;
+    return r.sent + r.held === 40 ? r : undefined;
+  });
+  const [r] =
+    await sql`select count(*) filter (where status = 'sent')::int as sent
+    from public.notification_outbox where tenant_id = ${t.id} and channel = 'sms'`;
+  assert.equal(r.sent, 3);
+  const texts = (await sent("twilio")).filter((m) =>
+    JSON.stringify(m).includes(name)
+  );
+  assert.equal(texts.length, 3, "Twilio got exactly the quota");
 });

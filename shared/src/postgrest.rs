@@ -75,8 +75,10 @@ impl PostgrestClient {
     ///    hold its places) is retried after a short pause ([`BUSY_RETRIES`]);
     ///    the admission is still unspent then.
     ///
-    /// Without the service key the RPC takes its token itself (a failure then
-    /// gives it back); see the rate_limits migration.
+    /// A subject the caller does not belong to is answered 404 from the
+    /// admission (which charged the caller's own tenants for it). Without the
+    /// service key there is no admission, and the RPC refuses with 403; see
+    /// the rate_limits migration.
     pub async fn rpc_counted(
         &self,
         function: &str,
@@ -101,6 +103,14 @@ impl PostgrestClient {
             }
             None => Value::Null,
         };
+        // Not the caller's, or no such row: counted, and answered without the RPC.
+        if let Some(missing) = admitted.get("not_found").filter(|m| m.is_object()) {
+            let message = missing.get("message").and_then(Value::as_str);
+            return Err(ApiError::NotFound {
+                message: message.unwrap_or("not found").to_owned(),
+                details: json!({ "resource": missing["resource"], "id": missing["id"] }),
+            });
+        }
         let admission = admitted.get("admission").and_then(Value::as_str);
         // Wait here, not in the database, while this isolate already runs the
         // tenant's share of business transactions.

@@ -81,14 +81,18 @@ thread_local! {
     static KICK: Cell<Kick> = const { Cell::new(Kick::Idle) };
 }
 
+/// How long a delivery kick waits before it calls the dispatcher.
+const KICK_DELAY: Duration = Duration::from_millis(250);
+
 /// Asks dispatch-notifications to deliver the outbox now, after the response,
 /// with the dispatch secret (or else the service-role key). Without either,
 /// the every-minute schedule delivers. A failed call is only logged: the rows
 /// are safe in the outbox.
 ///
-/// Kicks are coalesced: at most one call is in flight per isolate. A request
-/// that queues rows while one runs marks it to run once more when it ends
-/// (its claim may have missed the new rows), so under load there is one
+/// Kicks are coalesced: at most one call is in flight per isolate, and it
+/// starts [`KICK_DELAY`] after the first request that asked. A request that
+/// queues rows while one runs marks it to run once more when it ends (its
+/// claim may have missed the new rows), so under load there is one
 /// dispatcher loop per isolate instead of one per request.
 pub fn deliver_outbox_soon(config: &'static Config) {
     let auth = match (&config.dispatch_secret, &config.service_role_key) {
@@ -105,6 +109,9 @@ pub fn deliver_outbox_soon(config: &'static Config) {
     let url = format!("{}/dispatch-notifications", config.functions_url);
     spawn_background(async move {
         loop {
+            // A short pause first, so that one call delivers what the requests
+            // of the next moments queue, in one claim and one record.
+            crate::providers::Clock::sleep(&JsClock, KICK_DELAY).await;
             let sent = reqwest::Client::new()
                 .post(&url)
                 .header(auth.0, auth.1.clone())

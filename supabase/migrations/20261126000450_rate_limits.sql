@@ -114,11 +114,14 @@ on conflict (tenant_id) do nothing;
  */
 create table if not exists private.request_subjects (
   function_name text primary key,
-  subject_table text not null
+  subject_table text not null,
+  -- the noun of its 404: "<resource> not found", details {resource, id}
+  resource text not null
 );
-insert into private.request_subjects (function_name, subject_table)
-values ('create-wholesale-order', 'public.wholesale_clients')
-on conflict (function_name) do update set subject_table = excluded.subject_table;
+insert into private.request_subjects (function_name, subject_table, resource)
+values ('create-wholesale-order', 'public.wholesale_clients', 'client')
+on conflict (function_name) do update
+set subject_table = excluded.subject_table, resource = excluded.resource;
 
 /*
  * Admissions (see above): what one user may run of one function for one
@@ -239,16 +242,21 @@ revoke all on function private.enter_tenant_slot(uuid) from public;
  * by the edge function after it verified the user's token.
  *
  * Resolves the tenant from the subject row (private.request_subjects), checks
- * the user belongs to it, takes a token (private.take_token, waiting at most
- * for one statement's lock) and records an admission valid for 60 s.
+ * the user is a member there with a role that may write (member or above),
+ * takes a token (private.take_token) and records an admission valid for
+ * 60 s.
  *
  * returns {"admission": uuid, "remaining": n, "tenant_id", "max_concurrent"}
  * (the function lets at most max_concurrent of the tenant's requests go on
- * at once), or {"admission": null} when the subject is not found or not the
- * user's: the business RPC then answers its own 404, and nothing is charged
- * to a tenant the caller does not belong to.
+ * at once).
  *
- * Raises CER29 (RATE_LIMITED) when the bucket is empty; CEV01 for an unknown
+ * A subject that does not exist or is in another tenant is charged to every
+ * tenant the user belongs to (guessing ids is not free either) and answered
+ * {"admission": null, "not_found": {"message", "resource", "id"}}: the
+ * function answers 404 as the business RPC would, without running it.
+ *
+ * Raises CEA03 (a viewer: nothing charged, nothing to run), CER29
+ * (RATE_LIMITED) when the bucket is empty, CEV01 for an unknown
  * function_name.
  */
 create or replace function public.admit_request(function_name text, user_id uuid, subject_id uuid)
@@ -258,22 +266,32 @@ security definer
 set search_path = ''
 as $$
 declare
-  subject text;
+  subject record;
   tenant uuid;
+  role text;
   left_after double precision;
   admission uuid;
 begin
-  select s.subject_table into subject from private.request_subjects s
+  select s.subject_table, s.resource into subject from private.request_subjects s
   where s.function_name = admit_request.function_name;
-  if subject is null then
+  if not found then
     perform private.raise_error('CEV01', 'the request has invalid fields',
       '{"function_name": "has no registered subject"}');
   end if;
-  execute format('select tenant_id from %s where id = $1', subject::regclass) into tenant using subject_id;
-  if tenant is null or not exists (
-    select 1 from public.tenant_users tu where tu.tenant_id = tenant and tu.user_id = admit_request.user_id)
-  then
-    return '{"admission": null}';
+  execute format('select tenant_id from %s where id = $1', subject.subject_table::regclass)
+    into tenant using subject_id;
+  select tu.role into role from public.tenant_users tu
+  where tu.tenant_id = tenant and tu.user_id = admit_request.user_id;
+  if not found then
+    -- Charged, then answered: returned rather than raised, so the tokens stay taken.
+    perform private.take_token(tu.tenant_id, admit_request.function_name)
+    from public.tenant_users tu where tu.user_id = admit_request.user_id;
+    return jsonb_build_object('admission', null, 'not_found', jsonb_build_object(
+      'message', subject.resource || ' not found', 'resource', subject.resource, 'id', subject_id));
+  end if;
+  if private.role_rank(role) < private.role_rank('member') then
+    perform private.raise_error('CEA03', 'this needs the member role or a higher one',
+      jsonb_build_object('tenant_id', tenant, 'required_role', 'member'));
   end if;
   left_after := private.take_token(tenant, admit_request.function_name);
   insert into private.admissions (tenant_id, user_id, function_name, expires_at)
@@ -330,10 +348,12 @@ revoke all on function private.spend_admission(uuid, text) from public;
 
 /*
  * private.admit_early(function_name): the first step of every business RPC,
- * before it validates anything. With a valid admission it takes the
- * admitted tenant's concurrency slot (CER03 if none) and spends the
- * admission, so a request refused for capacity costs almost nothing, and it
- * notes the tenant for take_rate_limit. Returns the tenant, or null.
+ * before it validates anything. It needs a signed-in user (CEA01) and a
+ * valid admission (CEA03 otherwise: call the edge function, which counts the
+ * request first), takes the admitted tenant's concurrency slot (CER03 if
+ * none) and spends the admission. So a request nobody counted, or one
+ * refused for capacity, costs almost nothing. Notes the tenant for
+ * take_rate_limit and returns it.
  */
 create or replace function private.admit_early(function_name text)
 returns uuid
@@ -341,13 +361,18 @@ language plpgsql
 set search_path = ''
 as $$
 declare
-  tenant uuid := private.spend_admission(null, function_name);
+  tenant uuid;
 begin
-  if tenant is not null then
-    perform private.enter_tenant_slot(tenant);
+  perform private.begin_request('{}', null);
+  tenant := private.spend_admission(null, function_name);
+  if tenant is null then
+    perform private.raise_error('CEA03',
+      format('call the %s edge function: it counts each request against the tenant''s rate limit before it runs',
+        function_name),
+      jsonb_build_object('function', function_name));
   end if;
-  -- Set (or cleared) on every call: only this RPC's own admission counts.
-  perform set_config('commerce_edge.admitted', coalesce(tenant::text || '/' || function_name, ''), true);
+  perform private.enter_tenant_slot(tenant);
+  perform set_config('commerce_edge.admitted', tenant::text || '/' || function_name, true);
   return tenant;
 end
 $$;

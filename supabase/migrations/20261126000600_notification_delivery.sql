@@ -121,6 +121,8 @@ set search_path = ''
 as $$
 declare
   held_pairs jsonb;
+  fitting uuid[];
+  alert uuid;
   over record;
 begin
   if batch_size not between 1 and 500 or lease_seconds not between 1 and 3600 then
@@ -135,34 +137,44 @@ begin
   where o.status = 'sending' and o.locked_until <= clock_timestamp()
     and o.attempts >= private.outbox_max_attempts();
 
-  -- Hold what is over the quota, and alert once an hour per tenant and channel.
+  -- One snapshot decides, per (tenant, channel), which due rows fit the
+  -- quota's room: those are the only rows this call may claim (a row queued
+  -- after it is looked at by the next call); the rest are held.
   with pairs as (
     select distinct o.tenant_id, o.channel
     from public.notification_outbox o
     where o.status = 'pending' and o.next_attempt_at <= clock_timestamp()
   ),
-  room as (
+  -- Materialized: counted once per (tenant, channel), not once per due row.
+  room as materialized (
     select p.tenant_id, p.channel, private.message_room(p.tenant_id, p.channel) as room
     from pairs p
   ),
   ranked as (
-    select o.id, o.tenant_id, o.channel,
+    select o.id, o.tenant_id, o.channel, o.next_attempt_at,
            row_number() over (partition by o.tenant_id, o.channel order by o.next_attempt_at) as n
     from public.notification_outbox o
     where o.status = 'pending' and o.next_attempt_at <= clock_timestamp()
+  ),
+  judged as (
+    select r.id, r.tenant_id, r.channel, r.next_attempt_at,
+           c.room is not null and r.n > greatest(c.room, 0) as over
+    from ranked r join room c on c.tenant_id = r.tenant_id and c.channel = r.channel
   ),
   held as (
     update public.notification_outbox o
     set next_attempt_at = clock_timestamp() + interval '5 minutes',
         held_at = coalesce(o.held_at, clock_timestamp()),
         last_error = 'held: the tenant''s ' || o.channel || ' quota is used up'
-    from ranked r join room c on c.tenant_id = r.tenant_id and c.channel = r.channel
-    where o.id = r.id and c.room is not null and r.n > greatest(c.room, 0)
+    from judged j
+    where o.id = j.id and j.over
     returning o.tenant_id, o.channel
   )
-  select coalesce(jsonb_agg(jsonb_build_object('tenant_id', x.tenant_id, 'channel', x.channel, 'n', x.n)), '[]')
-  into held_pairs
-  from (select h.tenant_id, h.channel, count(*) as n from held h group by h.tenant_id, h.channel) x;
+  select
+    (select coalesce(jsonb_agg(jsonb_build_object('tenant_id', x.tenant_id, 'channel', x.channel, 'n', x.n)), '[]')
+     from (select h.tenant_id, h.channel, count(*) as n from held h group by h.tenant_id, h.channel) x),
+    (select coalesce(array_agg(j.id order by j.next_attempt_at), '{}') from judged j where not j.over)
+  into held_pairs, fitting;
 
   for over in select (e ->> 'tenant_id')::uuid as tenant_id, e ->> 'channel' as channel, (e ->> 'n')::bigint as n
               from jsonb_array_elements(held_pairs) e
@@ -179,15 +191,19 @@ begin
           from public.message_quotas m
           where m.channel = over.channel and (m.tenant_id = over.tenant_id or m.tenant_id is null)
           order by m.tenant_id nulls last limit 1))
-      from public.tenants t where t.id = over.tenant_id;
+      from public.tenants t where t.id = over.tenant_id
+      returning id into alert;
+      fitting := fitting || alert;  -- sent in this very call
     end if;
   end loop;
 
+  -- Claimed: rows that fit (pending when judged, still pending now), and
+  -- rows whose dispatcher died (already counted when first claimed).
   return query
   with due as (
     select o.id
     from public.notification_outbox o
-    where (o.status = 'pending' and o.next_attempt_at <= clock_timestamp())
+    where (o.status = 'pending' and o.id = any (fitting))
        or (o.status = 'sending' and o.locked_until <= clock_timestamp()
            and o.attempts < private.outbox_max_attempts())
     order by o.next_attempt_at

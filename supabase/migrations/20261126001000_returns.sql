@@ -583,6 +583,7 @@ revoke all on function public.refund_state(uuid) from public, anon, authenticate
 grant execute on function public.refund_state(uuid) to service_role;
 
 -- Requests to process-return are admitted against the tenant of their order (see rate_limits).
-insert into private.request_subjects (function_name, subject_table)
-values ('process-return', 'public.wholesale_orders')
-on conflict (function_name) do update set subject_table = excluded.subject_table;
+insert into private.request_subjects (function_name, subject_table, resource)
+values ('process-return', 'public.wholesale_orders', 'order')
+on conflict (function_name) do update
+set subject_table = excluded.subject_table, resource = excluded.resource;

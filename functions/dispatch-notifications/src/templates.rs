@@ -282,9 +282,17 @@ fn return_confirmation_email(p: &Value) -> Result<EmailMessage, String> {
     })
 }
 
+/// Slack's three control characters, escaped as its message formatting asks.
+fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 /// To the platform: a tenant's paid messages are being held at its quota.
 fn quota_alert(p: &Value) -> Result<String, String> {
-    let tenant = text(p, "tenant")?;
+    // Slack reads <…> as links and mentions: a tenant's name is shown as text.
+    let tenant = &slack_escape(text(p, "tenant")?);
     let tenant_id = text(p, "tenant_id")?;
     let channel = text(p, "channel")?;
     let held = p.get("held").and_then(Value::as_u64).unwrap_or(0);
@@ -446,14 +454,15 @@ mod tests {
     #[test]
     fn the_quota_alert_names_the_tenant_channel_and_quota() {
         let p: Value = shared::serde_json::from_str(
-            r#"{"tenant_id":"t-1","tenant":"Acme","channel":"sms","held":3,
+            r#"{"tenant_id":"t-1","tenant":"Acme <!channel>","channel":"sms","held":3,
                 "quota":{"per_hour":2,"per_day":100}}"#,
         )
         .unwrap();
         let Message::Slack(text) = render("quota_alert", "slack", &p).unwrap() else {
             panic!()
         };
-        assert!(text.contains("Acme (t-1) reached its sms quota (2 an hour, 100 a day)"));
+        assert!(text
+            .contains("Acme &lt;!channel&gt; (t-1) reached its sms quota (2 an hour, 100 a day)"));
         assert!(text.contains("3 message(s) are held"));
     }
 

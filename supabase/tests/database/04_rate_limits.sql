@@ -76,16 +76,26 @@ select isnt(pg_temp.admit_a() ->> 'admission', null, 'a burst after a long idle:
 select isnt(pg_temp.admit_a() ->> 'admission', null, 'a burst after a long idle: 2');
 select throws_ok($$select pg_temp.admit_a()$$, 'CER29', null, 'but never more than the limit');
 
--- A subject the user does not belong to, or none at all, is not admitted and
--- charges no tenant: the business RPC answers its own 404.
-select is(public.admit_request('create-wholesale-order', '0a000000-0000-4000-8000-000000000001',
-  '5b000000-0000-4000-8000-000000000001'), '{"admission": null}'::jsonb,
-  'another tenant''s client is not admitted');
-select is(public.admit_request('create-wholesale-order', '0a000000-0000-4000-8000-000000000001',
-  gen_random_uuid()), '{"admission": null}'::jsonb, 'an unknown client is not admitted');
+-- A subject the user does not belong to, or none at all, is answered not
+-- found by admission itself, and charged to the user's own tenant.
+create temp table before_b on commit drop as
+select tokens from public.rate_limit_buckets
+where tenant_id = '1b000000-0000-4000-8000-000000000001' and function_name = 'create-wholesale-order';
+create temp table before_a on commit drop as
+select (tokens, updated_at)::text as state from public.rate_limit_buckets
+where tenant_id = '1a000000-0000-4000-8000-000000000001' and function_name = 'create-wholesale-order';
+select is(public.admit_request('create-wholesale-order', '0b000000-0000-4000-8000-000000000001',
+  '5a000000-0000-4000-8000-000000000001'),
+  '{"admission": null, "not_found": {"id": "5a000000-0000-4000-8000-000000000001", "message": "client not found", "resource": "client"}}'::jsonb,
+  'another tenant''s client is not found');
+select is(public.admit_request('create-wholesale-order', '0b000000-0000-4000-8000-000000000001',
+  gen_random_uuid()) -> 'not_found' ->> 'message', 'client not found', 'an unknown client is not found');
 select ok((select tokens from public.rate_limit_buckets
-  where tenant_id = '1b000000-0000-4000-8000-000000000001' and function_name = 'create-wholesale-order') = 599,
-  'and tenant B was not charged for A''s attempt on its client');
+  where tenant_id = '1b000000-0000-4000-8000-000000000001' and function_name = 'create-wholesale-order')
+  < (select tokens from before_b) - 1.5, 'both attempts were charged to the caller''s own tenant');
+select is((select (tokens, updated_at)::text from public.rate_limit_buckets
+  where tenant_id = '1a000000-0000-4000-8000-000000000001' and function_name = 'create-wholesale-order'),
+  (select state from before_a), 'and nothing to the tenant whose client it named');
 select throws_ok($$select public.admit_request('no-such-function', '0a000000-0000-4000-8000-000000000001',
   '5a000000-0000-4000-8000-000000000001')$$, 'CEV01', null, 'an unregistered function raises CEV01');
 
