@@ -152,9 +152,23 @@ psql_super() {
     "postgres://postgres@127.0.0.1:$DB_PORT/postgres" "$@"
 }
 
+# What the schema is made of; a reused database made from other files is
+# made anew (see start_postgres).
+schema_hash() {
+  cat "$ROOT/supabase/local/bootstrap.sql" "$ROOT"/supabase/migrations/*.sql | sha256sum | cut -d' ' -f1
+}
+
 start_postgres() {
   local data
   data="$(pg_data_dir)"
+  # scripts/dev keeps its database between runs. Migrations are written to be
+  # re-applied, but one edited in place (or an older schema) could leave a
+  # kept database unlike a fresh one, so a database made from other schema
+  # files is made anew, from the seed. Tests and the bench always start fresh.
+  if [ -f "$data/PG_VERSION" ] && [ "$(cat "$STACK_DIR/schema.sha" 2>/dev/null)" != "$(schema_hash)" ]; then
+    log "the schema files changed since this local database was made: making it anew from the seed"
+    rm -rf "$data"
+  fi
   if [ ! -f "$data/PG_VERSION" ]; then
     log "creating a Postgres 15 cluster"
     mkdir -p "$data"
@@ -184,6 +198,7 @@ apply_sql() {
     psql_super -f "$file" >/dev/null || die "migration $(basename "$file") failed"
   done
   psql_super -f "$ROOT/supabase/seed.sql" >/dev/null
+  schema_hash >"$STACK_DIR/schema.sha"
 }
 
 # The two Vault secrets scheduled jobs read, as a project stores them once.
@@ -200,7 +215,7 @@ SQL
 }
 
 # The REST server's pool: REST_POOL connections (20). Each tenant may hold at
-# most its max_concurrent (4 by default) of them in business work, so one
+# most its max_concurrent (1 by default) of them in business work, so one
 # tenant can never take the pool. postrust does not read per-role settings
 # from the database as PostgREST does, so the API roles' statement timeouts
 # are given to it here (PGRST_ROLE_SETTINGS), with the values the migrations
