@@ -328,6 +328,7 @@ Deno.test("a viewer's refused attempts do not use up the tenant's limit", async 
   for (let i = 0; i < 5; i++) {
     const r = await invoke(clientFor(token), FN, order(t));
     assert.equal(r.status, 403, JSON.stringify(r.body));
+    assert.equal(r.body.error.details.required_role, "member");
   }
   assert.equal((await invoke(t.db, FN, order(t))).status, 201);
 });

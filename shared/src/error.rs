@@ -16,8 +16,9 @@ pub enum ApiError {
     Validation(Map<String, Value>),
     /// No token, a bad token, an expired one, or one that is not a signed-in user.
     Unauthorized(String),
-    /// Signed in, but not allowed to do this.
-    Forbidden(String),
+    /// Signed in, but not allowed to do this. `details` says what was needed
+    /// (such as `required_role`), when the database said.
+    Forbidden { message: String, details: Value },
     /// The row does not exist, or it belongs to another tenant: the two are not told apart.
     NotFound { message: String, details: Value },
     /// A business conflict: stock, credit, an idempotency key still in flight …
@@ -92,7 +93,7 @@ impl ApiError {
         match self {
             ApiError::InvalidJson(_) | ApiError::Validation(_) => 400,
             ApiError::Unauthorized(_) => 401,
-            ApiError::Forbidden(_) => 403,
+            ApiError::Forbidden { .. } => 403,
             ApiError::NotFound { .. } => 404,
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::Conflict { .. } => 409,
@@ -110,7 +111,7 @@ impl ApiError {
             ApiError::InvalidJson(_) => "INVALID_JSON",
             ApiError::Validation(_) => "VALIDATION_ERROR",
             ApiError::Unauthorized(_) => "UNAUTHORIZED",
-            ApiError::Forbidden(_) => "FORBIDDEN",
+            ApiError::Forbidden { .. } => "FORBIDDEN",
             ApiError::NotFound { .. } => "NOT_FOUND",
             ApiError::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             ApiError::Conflict { code, .. } | ApiError::Unfinished { code, .. } => code,
@@ -128,7 +129,7 @@ impl ApiError {
         match self {
             ApiError::InvalidJson(m)
             | ApiError::Unauthorized(m)
-            | ApiError::Forbidden(m)
+            | ApiError::Forbidden { message: m, .. }
             | ApiError::NotFound { message: m, .. }
             | ApiError::Conflict { message: m, .. }
             | ApiError::Unfinished { message: m, .. } => m.clone(),
@@ -156,6 +157,7 @@ impl ApiError {
         match self {
             ApiError::Validation(fields) => Value::Object(fields.clone()),
             ApiError::NotFound { details, .. }
+            | ApiError::Forbidden { details, .. }
             | ApiError::Conflict { details, .. }
             | ApiError::Unfinished { details, .. } => details.clone(),
             ApiError::PayloadTooLarge { limit } => json!({ "limit_bytes": limit }),
@@ -246,7 +248,7 @@ impl ApiError {
                 _ => Map::new(),
             }),
             "CEA01" => ApiError::Unauthorized(message),
-            "CEA03" => ApiError::Forbidden(message),
+            "CEA03" => ApiError::Forbidden { message, details },
             "CEN04" => ApiError::NotFound { message, details },
             "CES01" => conflict("INSUFFICIENT_STOCK"),
             "CEC01" => conflict("CREDIT_LIMIT_EXCEEDED"),
@@ -291,7 +293,10 @@ impl ApiError {
                 message: "the row already exists".into(),
                 details: Value::Null,
             },
-            "42501" => ApiError::Forbidden("not allowed".into()),
+            "42501" => ApiError::Forbidden {
+                message: "not allowed".into(),
+                details: Value::Null,
+            },
             "PGRST301" | "PGRST302" | "PGRST303" => {
                 ApiError::Unauthorized("the access token was rejected".into())
             }
@@ -399,6 +404,16 @@ mod tests {
         let r = crate::Response::from_error(&e);
         assert_eq!(r.status, 429);
         assert!(r.headers.contains(&("retry-after".into(), "1".into())));
+    }
+
+    #[test]
+    fn a_forbidden_answer_says_what_was_needed() {
+        let body = r#"{"code":"CEA03","message":"this needs the member role or a higher one",
+            "details":"{\"tenant_id\":\"t\",\"required_role\":\"member\"}"}"#;
+        let e = ApiError::from_postgrest(400, body);
+        assert_eq!(e.status(), 403);
+        assert_eq!(e.message(), "this needs the member role or a higher one");
+        assert_eq!(e.details()["required_role"], "member");
     }
 
     #[test]

@@ -151,7 +151,10 @@ pub fn error_from_storage(status: u16, body: &str) -> ApiError {
             message,
             details: Value::Null,
         },
-        (403, _) => ApiError::Forbidden(message),
+        (403, _) => ApiError::Forbidden {
+            message,
+            details: Value::Null,
+        },
         (404, _) => ApiError::NotFound {
             message: "file not found".into(),
             details: Value::Null,
