@@ -352,8 +352,8 @@ revoke all on function private.spend_admission(uuid, text) from public;
  * valid admission (CEA03 otherwise: call the edge function, which counts the
  * request first), takes the admitted tenant's concurrency slot (CER03 if
  * none) and spends the admission. So a request nobody counted, or one
- * refused for capacity, costs almost nothing. Notes the tenant for
- * take_rate_limit and returns it.
+ * refused for capacity, costs almost nothing. Returns the admitted tenant,
+ * for take_rate_limit.
  */
 create or replace function private.admit_early(function_name text)
 returns uuid
@@ -372,17 +372,18 @@ begin
       jsonb_build_object('function', function_name));
   end if;
   perform private.enter_tenant_slot(tenant);
-  perform set_config('commerce_edge.admitted', tenant::text || '/' || function_name, true);
   return tenant;
 end
 $$;
 revoke all on function private.admit_early(text) from public;
 
 /*
- * private.take_rate_limit(tenant, function_name): what every business RPC
- * calls once it knows the tenant, before any other lock.
+ * private.take_rate_limit(tenant, function_name, admitted): what every
+ * business RPC calls once it knows the tenant, before any other lock, with
+ * the tenant admit_early returned.
  *
- * Done already if admit_early admitted this tenant. Otherwise takes a
+ * Done already when admit_early admitted this tenant. Otherwise (a user of
+ * several tenants whose admission named another) takes this tenant's
  * concurrency slot (private.enter_tenant_slot: CER03 if none) and spends an
  * admission for this tenant; without one it raises CEA03 (403): call the
  * edge function, which counts the request first.
@@ -390,13 +391,13 @@ revoke all on function private.admit_early(text) from public;
  * Locks: an advisory slot; the admission row. Nothing another request of the
  * tenant waits on.
  */
-create or replace function private.take_rate_limit(tenant uuid, function_name text)
+create or replace function private.take_rate_limit(tenant uuid, function_name text, admitted uuid)
 returns void
 language plpgsql
 set search_path = ''
 as $$
 begin
-  if current_setting('commerce_edge.admitted', true) = tenant::text || '/' || function_name then
+  if admitted = tenant then
     return;
   end if;
   perform private.enter_tenant_slot(tenant);
@@ -408,7 +409,8 @@ begin
   end if;
 end
 $$;
-revoke all on function private.take_rate_limit(uuid, text) from public;
+revoke all on function private.take_rate_limit(uuid, text, uuid) from public;
+drop function if exists private.take_rate_limit(uuid, text);
 
 /* public.purge_expired_admissions(): deletes admissions expired or used up. */
 create or replace function public.purge_expired_admissions()

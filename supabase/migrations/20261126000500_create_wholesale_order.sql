@@ -21,7 +21,7 @@ declare
   path text;
 begin
   if jsonb_typeof(payload) is distinct from 'object' then
-    return '{"body": "must be an object"}';
+    return '{"body": "must be an object"}'::jsonb;
   end if;
   errors := private.unknown_fields(payload, '',
     array['client_id', 'items', 'payment_terms', 'delivery_method', 'notes']);
@@ -106,9 +106,9 @@ declare
   stock record;
   -- Arrays, not jsonb: PL/pgSQL appends to an array in place, while each
   -- jsonb || copies the whole value (quadratic over a 500-line order).
-  taken jsonb[] := '{}';
-  short jsonb[] := '{}';
-  touched uuid[] := '{}';
+  taken jsonb[] := '{}'::jsonb[];
+  short jsonb[] := '{}'::jsonb[];
+  touched uuid[] := '{}'::uuid[];
 begin
   perform 1
   from public.wholesale_inventory i
@@ -438,7 +438,7 @@ begin
   end if;
   tenant := the_client.tenant_id;
   perform private.require_role(tenant, 'member');
-  perform private.take_rate_limit(tenant, 'create-wholesale-order');
+  perform private.take_rate_limit(tenant, 'create-wholesale-order', admitted);
 
   if idempotency_key is not null then
     replay := private.claim_idempotency_key(tenant, idempotency_key, 'create_wholesale_order', payload);

@@ -311,7 +311,7 @@ set search_path = ''
 as $$
 declare
   o jsonb;
-  statuses jsonb := '[]';
+  statuses jsonb := '[]'::jsonb;
   new_status text;
 begin
   if jsonb_typeof(outcomes) is distinct from 'array' then

@@ -141,7 +141,7 @@ declare
   due date;
 begin
   if jsonb_typeof(payload) is distinct from 'object' then
-    return '{"body": "must be an object"}';
+    return '{"body": "must be an object"}'::jsonb;
   end if;
   errors := private.unknown_fields(payload, '', array['supplier_id', 'items', 'expected_delivery_date', 'notes']);
   if not coalesce(payload ->> 'supplier_id' ~ uuid_re, false) then
@@ -235,7 +235,7 @@ begin
   end if;
   tenant := the_supplier.tenant_id;
   perform private.require_role(tenant, 'member');
-  perform private.take_rate_limit(tenant, 'create-purchase-order');
+  perform private.take_rate_limit(tenant, 'create-purchase-order', admitted);
 
   if idempotency_key is not null then
     replay := private.claim_idempotency_key(tenant, idempotency_key, 'create_purchase_order', payload);
@@ -351,7 +351,7 @@ begin
       jsonb_build_object('po_id', 'the PDF is not stored yet at purchase-orders/' || po.pdf_path));
   end if;
   if po.pdf_attached_at is not null then
-    return '{"queued": 0}';
+    return '{"queued": 0}'::jsonb;
   end if;
 
   insert into public.notification_outbox (tenant_id, channel, template, recipient, payload)

@@ -144,7 +144,7 @@ declare
   path text;
 begin
   if jsonb_typeof(payload) is distinct from 'object' then
-    return '{"body": "must be an object"}';
+    return '{"body": "must be an object"}'::jsonb;
   end if;
   errors := private.unknown_fields(payload, '', array['order_id', 'items', 'return_method']);
   if not coalesce(payload ->> 'order_id' ~ uuid_re, false) then
@@ -269,7 +269,7 @@ declare
   left_to_restock numeric;
   put numeric;
   restocked jsonb;
-  restocks jsonb := '{}';
+  restocks jsonb := '{}'::jsonb;
   amounts jsonb;
   value numeric;
   ra uuid := gen_random_uuid();
@@ -286,7 +286,7 @@ begin
   end if;
   tenant := the_order.tenant_id;
   perform private.require_role(tenant, 'member');
-  perform private.take_rate_limit(tenant, 'process-return');
+  perform private.take_rate_limit(tenant, 'process-return', admitted);
 
   if idempotency_key is not null then
     replay := private.claim_idempotency_key(tenant, idempotency_key, 'process_return', payload);
