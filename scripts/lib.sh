@@ -50,12 +50,14 @@ ensure_tools() {
   fi
   command -v curl >/dev/null || apt_install curl
   [ -x "$PG_BIN/initdb" ] || apt_install postgresql-15
-  apt_install postgresql-15-pgtap postgresql-15-cron libtap-parser-sourcehandler-pgtap-perl
+  # plpgsql_check: what `supabase db lint` runs over every SQL function
+  apt_install postgresql-15-pgtap postgresql-15-cron libtap-parser-sourcehandler-pgtap-perl \
+    postgresql-15-plpgsql-check
   # pdfinfo, pdftotext and pdftoppm: the tests read the PDFs the functions write
   command -v pdftoppm >/dev/null || apt_install poppler-utils
   if [ ! -x "$TOOLS/deno" ] || [ ! -x "$TOOLS/wasm-opt" ] \
     || [ "$ROOT/scripts/tools/package-lock.json" -nt "$ROOT/scripts/tools/node_modules/.package-lock.json" ]; then
-    log "installing Deno and binaryen (npm)"
+    log "installing Deno, binaryen and the Supabase CLI (npm)"
     (cd "$ROOT/scripts/tools" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
   fi
   export PATH="$TOOLS:$PATH"
@@ -70,6 +72,16 @@ function_names() {
   done
 }
 
+# Where cargo writes: CARGO_TARGET_DIR when set (relative to the checkout, as
+# cargo reads it when run there), else target/.
+cargo_target_dir() {
+  case "${CARGO_TARGET_DIR:-}" in
+    "") echo "$ROOT/target" ;;
+    /*) echo "$CARGO_TARGET_DIR" ;;
+    *) echo "$ROOT/$CARGO_TARGET_DIR" ;;
+  esac
+}
+
 build_functions() {
   log "building every function for wasm32 (release)"
   (cd "$ROOT" && cargo build -q --release --target wasm32-unknown-unknown $(function_names | sed 's/^/-p /'))
@@ -79,7 +91,7 @@ build_functions() {
     crate="${name//-/_}"
     out="$ROOT/functions/$name/pkg"
     rm -rf "$out" && mkdir -p "$out"
-    wasm-bindgen --target deno --out-dir "$out" "$ROOT/target/wasm32-unknown-unknown/release/$crate.wasm"
+    wasm-bindgen --target deno --out-dir "$out" "$(cargo_target_dir)/wasm32-unknown-unknown/release/$crate.wasm"
     # binaryen from npm; Debian's is too old for wasm-bindgen's externref table.
     # Explicit features: --all-features makes Deno reject the module.
     wasm-opt -Oz --enable-reference-types --enable-bulk-memory --enable-sign-ext \
@@ -189,15 +201,21 @@ stop_postgres() {
   [ -f "$data/postmaster.pid" ] && as_pg "$PG_BIN/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
 }
 
+# The database as the Supabase CLI reaches it (`--db-url`). Without
+# sslmode=disable the CLI insists on TLS, which the local cluster has not.
+cli_db_url() {
+  echo "postgres://postgres@127.0.0.1:$DB_PORT/postgres?sslmode=disable"
+}
+
+# What a Supabase project already has comes from the local bootstrap; the
+# migrations and the seed go in exactly as on a project, with the real CLI's
+# `supabase db push`, which records them in supabase_migrations.
 apply_sql() {
-  log "applying the platform bootstrap, migrations and seed"
+  log "applying the platform bootstrap, then the migrations and seed with supabase db push"
   psql_super -f "$ROOT/supabase/local/bootstrap.sql" >/dev/null
   psql_super -c 'create extension if not exists pgtap schema extensions' >/dev/null
-  local file
-  for file in "$ROOT"/supabase/migrations/*.sql; do
-    psql_super -f "$file" >/dev/null || die "migration $(basename "$file") failed"
-  done
-  psql_super -f "$ROOT/supabase/seed.sql" >/dev/null
+  (cd "$ROOT" && supabase db push --db-url "$(cli_db_url)" --include-seed --yes \
+    >"$STACK_DIR/db-push.log" 2>&1) || { tail -n 30 "$STACK_DIR/db-push.log" >&2; die "supabase db push failed"; }
   schema_hash >"$STACK_DIR/schema.sha"
 }
 
