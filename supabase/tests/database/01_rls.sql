@@ -81,5 +81,36 @@ select is((select sum(quantity) from public.wholesale_inventory where tenant_id 
 select is(tests.count_of_tenant('wholesale_clients', '1a000000-0000-4000-8000-000000000001'), 2::bigint,
   'B''s delete left A''s clients alone');
 
+-- From the catalogue, so that a new tenant table is covered without editing a
+-- list: every public table with a tenant_id has RLS, a read policy confined
+-- to the member's tenants, write policies confined to them too, and nothing
+-- for anon.
+create temp table tenant_tables on commit drop as
+select c.relname::text as t, c.relrowsecurity as rls
+from pg_class c
+join pg_namespace n on n.oid = c.relnamespace
+join pg_attribute a on a.attrelid = c.oid and a.attname = 'tenant_id' and not a.attisdropped
+where n.nspname = 'public' and c.relkind = 'r';
+select ok((select count(*) from tenant_tables) >= 24, 'the catalogue lists every tenant table (24 today)');
+select ok(rls, format('%s has RLS enabled', t)) from tenant_tables;
+select ok(exists (
+    select 1 from pg_policies p
+    where p.schemaname = 'public' and p.tablename = tt.t and p.cmd in ('SELECT', 'ALL')
+      and 'authenticated' = any (p.roles)
+      and p.qual ~ '(current_tenant_ids|tenant_ids_with_role)'),
+  format('%s: members read only their tenants'' rows', t))
+from tenant_tables tt;
+select is(
+  (select array_agg(p.policyname::text) from pg_policies p
+   where p.schemaname = 'public' and p.tablename = tt.t and p.cmd <> 'SELECT'
+     and coalesce(p.with_check, p.qual, '') !~ '(current_tenant_ids|tenant_ids_with_role)'),
+  null, format('%s: every write policy is confined to the tenant', t))
+from tenant_tables tt;
+select is(
+  (select array_agg(g.privilege_type::text) from information_schema.role_table_grants g
+   where g.grantee = 'anon' and g.table_schema = 'public' and g.table_name = tt.t),
+  null, format('%s: anon has no privileges', t))
+from tenant_tables tt;
+
 select * from finish();
 rollback;
