@@ -1,13 +1,15 @@
-// Rehearses `supabase functions deploy` for every function, with no network:
-// the real CLI (pinned in scripts/tools) bundles each function and uploads it
-// to the Management API of its `supabase-local` profile, http://localhost:8080,
-// where this script answers in the API's place and keeps what was sent.
+// Rehearses `supabase functions deploy`, the README's deploy command, with no
+// network: the real CLI (pinned in scripts/tools) bundles every function that
+// supabase/config.toml declares and uploads each to the Management API of its
+// `supabase-local` profile, http://localhost:8080, then activates them all in
+// one bulk update. This script answers in the API's place and keeps what was
+// sent; every function named on the command line must have been deployed.
 // Each upload is then unpacked on its own and its entrypoint imported in a
 // fresh Deno process, which must answer a CORS preflight (204) and an
 // unauthenticated POST (401 in the error envelope). A function that would not
 // deploy, or whose bundle is not self-contained, fails the run.
 //
-// Usage: deno run --allow-all scripts/deploy_rehearsal.ts <function name>…
+// Usage: deno run --allow-all scripts/deploy_rehearsal.ts <every function's name>…
 
 const PORT = 8080; // fixed by the CLI's supabase-local profile
 const REF = "rehearsalrehearsalre"; // any 20 lowercase letters
@@ -22,6 +24,7 @@ type Upload = {
   dir: string;
 };
 const uploads = new Map<string, Upload>();
+let activated: string[] = [];
 const work = await Deno.makeTempDir({ prefix: "deploy-rehearsal-" });
 
 const server = Deno.serve(
@@ -71,6 +74,16 @@ const server = Deno.serve(
         { status: 201 },
       );
     }
+    if (
+      req.method === "PUT" && url.pathname === `/v1/projects/${REF}/functions`
+    ) {
+      // The bulk update that activates the bundles uploaded with bundleOnly.
+      const list: { slug: string }[] = await req.json();
+      activated = list.map((f) => f.slug);
+      return Response.json({
+        functions: list.map((f) => ({ ...f, status: "ACTIVE", version: 1 })),
+      });
+    }
     return Response.json({ message: "not part of the rehearsal" }, {
       status: 404,
     });
@@ -79,30 +92,36 @@ const server = Deno.serve(
 
 const problems: string[] = [];
 try {
+  const deploy = await new Deno.Command("supabase", {
+    args: [
+      "functions",
+      "deploy",
+      "--use-api",
+      "--profile",
+      "supabase-local",
+      "--project-ref",
+      REF,
+    ],
+    cwd: root,
+    env: { SUPABASE_ACCESS_TOKEN: TOKEN },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!deploy.success) {
+    problems.push(
+      `supabase functions deploy failed:\n${
+        new TextDecoder().decode(deploy.stderr)
+      }`,
+    );
+  }
+  const strays = [...uploads.keys()].filter((n) => !names.includes(n));
+  if (strays.length) {
+    problems.push(`deployed but not a function crate: ${strays}`);
+  }
   for (const name of names) {
-    const deploy = await new Deno.Command("supabase", {
-      args: [
-        "functions",
-        "deploy",
-        name,
-        "--use-api",
-        "--profile",
-        "supabase-local",
-        "--project-ref",
-        REF,
-      ],
-      cwd: root,
-      env: { SUPABASE_ACCESS_TOKEN: TOKEN },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
     const upload = uploads.get(name);
-    if (!deploy.success || !upload) {
-      problems.push(
-        `${name}: the CLI did not deploy it:\n${
-          new TextDecoder().decode(deploy.stderr)
-        }`,
-      );
+    if (!upload || !activated.includes(name)) {
+      problems.push(`${name}: the deploy command did not deploy it`);
       continue;
     }
     const crate = name.replaceAll("-", "_");
