@@ -219,6 +219,7 @@ impl ApiError {
     /// | 42501 | FORBIDDEN | 403 |
     /// | PGRST301, PGRST302, PGRST303 | UNAUTHORIZED | 401 |
     /// | 57014, 08xxx, 53xxx | SERVICE_UNAVAILABLE | 503 |
+    /// | CE400, CE403, CE404, CE409 with an UPPER_SNAKE code in HINT | that code | 400, 403, 404, 409 |
     /// | anything else | INTERNAL_ERROR | 500 |
     ///
     /// For the `CE…` codes the message is ours (written in SQL for clients) and
@@ -242,6 +243,33 @@ impl ApiError {
             message: message.clone(),
             details: details.clone(),
         };
+        // A feature's own codes (private.raise_api_error): the status in the
+        // SQLSTATE, the API code in the hint.
+        let hint = parsed.get("hint").and_then(Value::as_str).unwrap_or("");
+        let api_code = !hint.is_empty()
+            && hint.len() <= 64
+            && hint.starts_with(|c: char| c.is_ascii_uppercase())
+            && hint
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        match (sqlstate, api_code) {
+            ("CE400", true) => {
+                return ApiError::Validation(match &details {
+                    Value::Object(m) => m.clone(),
+                    _ => Map::new(),
+                })
+            }
+            ("CE403", true) => return ApiError::Forbidden { message, details },
+            ("CE404", true) => return ApiError::NotFound { message, details },
+            ("CE409", true) => {
+                return ApiError::Conflict {
+                    code: hint.to_owned(),
+                    message,
+                    details,
+                }
+            }
+            _ => {}
+        }
         match sqlstate {
             "CEV01" => ApiError::Validation(match &details {
                 Value::Object(m) => m.clone(),
@@ -404,6 +432,29 @@ mod tests {
         let r = crate::Response::from_error(&e);
         assert_eq!(r.status, 429);
         assert!(r.headers.contains(&("retry-after".into(), "1".into())));
+    }
+
+    #[test]
+    fn a_feature_raises_its_own_code_without_a_change_here() {
+        let e = ApiError::from_postgrest(
+            400,
+            r#"{"code":"CE409","message":"the recall is closed","hint":"RECALL_CLOSED",
+                "details":"{\"recall_id\":\"r1\"}"}"#,
+        );
+        assert_eq!((e.status(), e.code()), (409, "RECALL_CLOSED"));
+        assert_eq!(e.message(), "the recall is closed");
+        assert_eq!(e.details()["recall_id"], "r1");
+        let e = ApiError::from_postgrest(
+            400,
+            r#"{"code":"CE404","message":"lot not found","hint":"NOT_FOUND"}"#,
+        );
+        assert_eq!((e.status(), e.code()), (404, "NOT_FOUND"));
+        // A hint that is not a code is not trusted: the error stays internal.
+        let e = ApiError::from_postgrest(
+            400,
+            r#"{"code":"CE409","message":"m","hint":"drop table x"}"#,
+        );
+        assert_eq!(e.status(), 500);
     }
 
     #[test]

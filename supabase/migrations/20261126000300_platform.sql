@@ -180,6 +180,28 @@ $$;
 revoke all on function private.raise_error(text, text, jsonb) from public;
 
 /*
+ * private.raise_api_error(status, code, message, details): an error a new
+ * feature can add without touching the Rust side. It raises SQLSTATE
+ * 'CE' || status (CE400, CE403, CE404 or CE409) with the API code
+ * (UPPER_SNAKE_CASE) in HINT and `details` in DETAIL; `shared` maps any such
+ * error to that status and code (shared::ApiError::from_postgrest).
+ */
+create or replace function private.raise_api_error(status integer, code text, message text,
+  details jsonb default '{}'::jsonb)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if status not in (400, 403, 404, 409) or code !~ '^[A-Z][A-Z0-9_]{0,63}$' then
+    raise exception 'raise_api_error: status % or code % is not one the API maps', status, code;
+  end if;
+  raise exception using errcode = 'CE' || status, message = message, detail = details::text, hint = code;
+end
+$$;
+revoke all on function private.raise_api_error(integer, text, text, jsonb) from public;
+
+/*
  * private.begin_request(errors, idempotency_key): the start every RPC shares.
  * Raises CEA01 without a signed-in user; then CEV01 when `errors` (the
  * payload's problems by field) or the idempotency key has any. The key rule
