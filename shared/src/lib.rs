@@ -8,11 +8,13 @@
 //! - the Storage API client ([`StorageClient`]);
 //! - provider clients (Resend, Twilio, Klaviyo, Slack, Stripe) with retries ([`providers`]);
 //! - submitting recorded refunds to Stripe ([`refunds`]);
+//! - one format for money and labels in messages and documents ([`format`]);
 //! - on wasm32, the loader contract ([`export_function!`]).
 
 mod auth;
 mod config;
 mod error;
+pub mod format;
 pub mod gate;
 mod http;
 mod jwt;

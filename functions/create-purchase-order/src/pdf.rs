@@ -303,37 +303,8 @@ fn fit(s: &str, font: Font, size: f32, max: f32) -> String {
     out
 }
 
-/// `1234567.5` → `1,234,567.50`.
-pub fn money(d: Decimal) -> String {
-    let text = format!("{:.2}", d.round_dp(2));
-    let (sign, digits) = match text.strip_prefix('-') {
-        Some(rest) => ("-", rest),
-        None => ("", text.as_str()),
-    };
-    let (whole, cents) = digits.split_once('.').unwrap_or((digits, "00"));
-    let mut grouped = String::new();
-    for (i, c) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    format!("{sign}{grouped}.{cents}")
-}
-
-/// A payment term as people read it: `net_30` → `Net 30`.
-pub fn humanize_terms(term: &str) -> String {
-    match term.strip_prefix("net_") {
-        Some(days) => format!("Net {days}"),
-        None => {
-            let mut c = term.replace('_', " ");
-            if let Some(first) = c.get_mut(0..1) {
-                first.make_ascii_uppercase();
-            }
-            c
-        }
-    }
-}
+// Money and labels as every message and document shows them.
+pub use shared::format::{label as humanize_terms, money};
 
 // ---------------------------------------------------------------- layout
 

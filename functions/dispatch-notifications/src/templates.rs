@@ -96,11 +96,9 @@ fn amount(value: &Value) -> Option<Decimal> {
     value.as_number().and_then(parse_decimal)
 }
 
-/// Money with two decimals.
+/// Money as every message and document shows it (`shared::format::money`).
 fn money(value: &Value) -> String {
-    amount(value)
-        .map(|d| format!("{:.2}", d.round_dp(2)))
-        .unwrap_or_default()
+    amount(value).map(shared::format::money).unwrap_or_default()
 }
 
 /// A quantity without trailing zeros.
@@ -111,15 +109,7 @@ fn quantity(value: &Value) -> String {
 }
 
 fn humanize(term: &str) -> String {
-    match term {
-        "prepaid" => "Prepaid".into(),
-        "cod" => "Cash on delivery".into(),
-        t if t.starts_with("net_") => format!("Net {}", &t[4..]),
-        "pickup" => "Pickup".into(),
-        "delivery" => "Delivery".into(),
-        "freight" => "Freight".into(),
-        other => other.into(),
-    }
+    shared::format::label(term)
 }
 
 /// "Hello Name," or, without a name, "Hello,".
