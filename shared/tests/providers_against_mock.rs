@@ -4,33 +4,17 @@
 //! sandbox tests (`providers_against_sandbox.rs`) add the providers' own
 //! rules on top, with a running stack.
 
-use std::future::Future;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use shared::providers::resend::{Email, Resend};
 use shared::providers::stripe::{RefundRequest, Stripe};
-use shared::providers::{slack::Slack, twilio::Twilio, Clock};
+use shared::providers::{slack::Slack, twilio::Twilio};
 
-struct TokioClock;
-
-impl Clock for TokioClock {
-    fn now_unix_secs(&self) -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64
-    }
-    fn jitter(&self) -> f64 {
-        0.0
-    }
-    fn sleep(&self, d: Duration) -> Pin<Box<dyn Future<Output = ()>>> {
-        Box::pin(tokio::time::sleep(d))
-    }
-}
+mod common;
+use common::TokioClock;
 
 /// One request as the mock received it.
 #[derive(Debug, Clone)]

@@ -5,30 +5,14 @@
 //! with SANDBOX_URL set. Each test uses its own recipients, so they can share
 //! the sandbox; faults are set per provider and cleared afterwards.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use shared::providers::resend::{Email, Resend};
-use shared::providers::{klaviyo::Klaviyo, slack::Slack, twilio::Twilio, Clock, SendError};
+use shared::providers::{klaviyo::Klaviyo, slack::Slack, twilio::Twilio, SendError};
 
-struct TokioClock;
-
-impl Clock for TokioClock {
-    fn now_unix_secs(&self) -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64
-    }
-    fn jitter(&self) -> f64 {
-        0.5
-    }
-    fn sleep(&self, d: Duration) -> Pin<Box<dyn Future<Output = ()>>> {
-        Box::pin(tokio::time::sleep(d))
-    }
-}
+mod common;
+use common::TokioClock;
 
 fn sandbox() -> String {
     std::env::var("SANDBOX_URL").expect("SANDBOX_URL: run through scripts/test")
