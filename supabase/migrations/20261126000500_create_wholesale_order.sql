@@ -389,14 +389,15 @@ revoke all on function private.place_wholesale_order(uuid, public.wholesale_clie
  * returns: {order_id, order_number, total_amount, notifications_queued} (plus
  *          "replayed": true when an idempotent replay returns the first result).
  *
- * Steps: validate; find the client and check the caller belongs to its tenant
- * with the member role or a higher one; take a token from the tenant's rate
- * limit; claim the idempotency key; lock the client row and check it is
+ * Steps: spend the request's admission (its token was taken by
+ * admit_request) and take a tenant slot (private.admit_early); validate;
+ * find the client and check the caller belongs to its tenant with the member
+ * role or a higher one (private.take_rate_limit); claim the idempotency key; lock the client row and check it is
  * active; place the order (private.place_wholesale_order); store the
  * idempotent result.
  *
- * Locks, always in this order: the tenant's rate-limit bucket (so one tenant's
- * orders run one at a time; others are not affected); the idempotency key row;
+ * Locks, always in this order: a tenant slot (an advisory lock tried without
+ * waiting) and the admission row; the idempotency key row;
  * the client row; the inventory rows (product_id, warehouse_id order); the
  * tenant's WO counter row.
  *
@@ -408,13 +409,14 @@ revoke all on function private.place_wholesale_order(uuid, public.wholesale_clie
  *   CEA01 UNAUTHORIZED           no signed-in user
  *   CEV01 VALIDATION_ERROR       details: {"field.path": "problem"}
  *   CEN04 NOT_FOUND              client, product or warehouse missing or in another tenant
- *   CEA03 FORBIDDEN              the caller is a viewer of the client's tenant
+ *   CEA03 FORBIDDEN              no admission (call the function), or a viewer of the client's tenant
+ *   CER03 TOO_MANY_CONCURRENT_REQUESTS  the tenant's slots are all taken
  *   CEC02 CLIENT_INACTIVE        the client's status is not active
  *   CEC01 CREDIT_LIMIT_EXCEEDED  details: credit_limit, current_balance, order_total, available_credit
  *   CES01 INSUFFICIENT_STOCK     details: short lines with requested and available
  *   CEI22 IDEMPOTENCY_KEY_REUSED the key was used with a different body
  *   CEI09 IDEMPOTENCY_KEY_IN_USE the key's first request has not finished
- *   CER29 RATE_LIMITED           details: function, limit, window_seconds, retry_after
+ *   (CER29 RATE_LIMITED is raised by admit_request, before this runs.)
  */
 create or replace function public.create_wholesale_order(payload jsonb, idempotency_key text default null)
 returns jsonb

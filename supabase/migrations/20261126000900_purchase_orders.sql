@@ -202,7 +202,8 @@ revoke all on function private.purchase_order_payload_errors(jsonb) from public;
  *   first result with "replayed": true and the current pdf_attached, so the
  *   caller can finish a PO whose PDF step failed.
  *
- * Locks, in order: the tenant's rate-limit bucket; the idempotency key row;
+ * Locks, in order: a tenant slot and the admission row (private.admit_early);
+ * the idempotency key row;
  * the tenant's PO counter row.
  *
  * Raises: CEA01, CEV01 (details by field), CEN04 (supplier or product missing

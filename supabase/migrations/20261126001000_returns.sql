@@ -227,7 +227,8 @@ revoke all on function private.refund_json(uuid) from public;
  *              quantities at the same prices, through place_wholesale_order;
  * queue the confirmation email; write the audit row; store the result.
  *
- * Locks, in order: the rate-limit bucket; the idempotency key; the order row
+ * Locks, in order: a tenant slot and the admission row (private.admit_early);
+ * the idempotency key; the order row
  * (so returns of one order run one at a time: the over-return guard); the
  * client row; the inventory rows of the returned products ((product_id,
  * warehouse_id) order, as take_stock); the RA counter; for an exchange the WO
