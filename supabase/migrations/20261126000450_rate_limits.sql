@@ -99,9 +99,8 @@ grant all on public.tenant_capacity_policies to service_role;
 -- The default: one business transaction per tenant at a time. A Postgres
 -- backend uses one core, and most Supabase computes have two, so a tenant at
 -- its cap leaves the rest of the database to the others (scripts/bench
--- measures it). A single tenant still runs about 100 small orders a second
--- this way, far above its rate limit; its other requests wait in the edge
--- function (shared::gate), holding no connection. Give a large tenant, or a
+-- measures it). A tenant's other requests wait in the edge function
+-- (shared::gate), holding no connection, and run one after another. Give a large tenant, or a
 -- larger database, more with a row of its own.
 insert into public.tenant_capacity_policies (tenant_id, max_concurrent) values (null, 1)
 on conflict (tenant_id) do nothing;
