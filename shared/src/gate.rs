@@ -86,17 +86,6 @@ pub async fn enter(
     }
 }
 
-/// How many of the tenant's requests hold a place or wait, in this isolate.
-pub fn load(tenant: Uuid) -> (usize, usize) {
-    GATES.with(|gates| {
-        gates
-            .borrow()
-            .get(&tenant)
-            .map(|g| (g.in_flight, g.waiting.len()))
-            .unwrap_or((0, 0))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +95,17 @@ mod tests {
     use std::future::Future;
     use std::pin::Pin;
     use std::rc::Rc;
+
+    /// How many of the tenant's requests hold a place or wait, in this isolate.
+    fn load(tenant: Uuid) -> (usize, usize) {
+        GATES.with(|gates| {
+            gates
+                .borrow()
+                .get(&tenant)
+                .map(|g| (g.in_flight, g.waiting.len()))
+                .unwrap_or((0, 0))
+        })
+    }
 
     /// A clock whose sleeps end only when the test says so.
     #[derive(Clone, Default)]
