@@ -1,6 +1,6 @@
 // The local API gateway: the URL shape of a Supabase project on one port.
 //
-//   /functions/v1/<name>             each built function's exported handler
+//   /functions/v1/<name>[/…]         each built function's exported handler
 //   /rest/v1/*                       proxied to the REST server (postrust)
 //   /auth/v1/.well-known/jwks.json   the stack's public signing keys
 //   /storage/v1/object/*             the Storage API subset in storage.ts
@@ -101,7 +101,8 @@ Deno.serve(
     if (pathname.startsWith("/rest/v1/")) {
       return await proxyRest(req, pathname.slice("/rest/v1".length));
     }
-    const fn = pathname.match(/^\/functions\/v1\/([a-z0-9-]+)\/?$/);
+    // A function serves its own path and everything below it (`/callback`).
+    const fn = pathname.match(/^\/functions\/v1\/([a-z0-9-]+)(\/.*)?$/);
     if (fn) {
       const handler = functions.get(fn[1]);
       if (handler) return await handler(req);

@@ -1,15 +1,19 @@
 // The thin loader every function uses: CORS, Request → wasm → Response.
 // No business logic lives here; the wasm module does all of it.
 
-/** What a function's wasm-bindgen module exports (see shared::export_function!). */
+/** What a function's wasm-bindgen module exports (see shared::export_endpoint!). */
 export interface WasmFunction {
   configure(envJson: string): void;
   body_limit(): number;
+  /** The methods the function serves, such as "GET, POST". */
+  methods(): string;
+  /** Resolves to [status, headers as JSON, body bytes]. */
   handle(
     method: string,
+    url: string,
     headersJson: string,
     body: Uint8Array,
-  ): Promise<string>;
+  ): Promise<[number, string, Uint8Array]>;
   take_background(): Promise<unknown>[];
 }
 
@@ -18,15 +22,18 @@ declare const EdgeRuntime:
   | { waitUntil(promise: Promise<unknown>): void }
   | undefined;
 
-export const CORS_HEADERS: Record<string, string> = {
-  "access-control-allow-origin": "*",
-  "access-control-allow-headers":
-    "authorization, x-client-info, apikey, content-type, idempotency-key",
-  "access-control-allow-methods": "POST, OPTIONS",
-  "access-control-expose-headers":
-    "idempotent-replayed, retry-after, ratelimit, ratelimit-policy",
-  "access-control-max-age": "86400",
-};
+/** CORS headers for a function serving `methods` (such as "GET, POST"). */
+export function corsHeaders(methods: string): Record<string, string> {
+  return {
+    "access-control-allow-origin": "*",
+    "access-control-allow-headers":
+      "authorization, x-client-info, apikey, content-type, idempotency-key",
+    "access-control-allow-methods": `${methods}, OPTIONS`,
+    "access-control-expose-headers":
+      "idempotent-replayed, retry-after, ratelimit, ratelimit-policy, content-disposition",
+    "access-control-max-age": "86400",
+  };
+}
 
 /** Reads at most `cap` bytes of the body; the wasm side refuses anything longer than its limit. */
 async function readCapped(req: Request, cap: number): Promise<Uint8Array> {
@@ -57,12 +64,17 @@ async function readCapped(req: Request, cap: number): Promise<Uint8Array> {
   return out;
 }
 
-function envelope(status: number, code: string, message: string): Response {
+function envelope(
+  cors: Record<string, string>,
+  status: number,
+  code: string,
+  message: string,
+): Response {
   return new Response(
     JSON.stringify({ error: { code, message, details: null } }),
     {
       status,
-      headers: { ...CORS_HEADERS, "content-type": "application/json" },
+      headers: { ...cors, "content-type": "application/json" },
     },
   );
 }
@@ -74,28 +86,34 @@ export function makeHandler(
   // The module reads what it needs; see shared/src/config.rs.
   wasm.configure(JSON.stringify(Deno.env.toObject()));
   const cap = wasm.body_limit() + 1;
+  const cors = corsHeaders(wasm.methods());
 
   return async (req: Request): Promise<Response> => {
     if (req.method === "OPTIONS") {
-      return new Response(null, { status: 204, headers: CORS_HEADERS });
+      return new Response(null, { status: 204, headers: cors });
     }
     try {
       const body = await readCapped(req, cap);
       const headers = JSON.stringify(Object.fromEntries(req.headers));
-      const wire = JSON.parse(await wasm.handle(req.method, headers, body));
+      const [status, wireHeaders, bytes] = await wasm.handle(
+        req.method,
+        req.url,
+        headers,
+        body,
+      );
       // Work the function started for after the response (see spawn_background).
       const background = wasm.take_background();
       if (background.length && typeof EdgeRuntime !== "undefined") {
         EdgeRuntime.waitUntil(Promise.allSettled(background));
       }
-      return new Response(wire.body, {
-        status: wire.status,
-        headers: { ...CORS_HEADERS, ...wire.headers },
+      return new Response(bytes.length ? bytes : null, {
+        status,
+        headers: { ...cors, ...JSON.parse(wireHeaders) },
       });
     } catch (err) {
       // A trap in the module is a bug: log it, tell the client nothing more.
       console.error("function failed:", err);
-      return envelope(500, "INTERNAL_ERROR", "internal error");
+      return envelope(cors, 500, "INTERNAL_ERROR", "internal error");
     }
   };
 }

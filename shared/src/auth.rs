@@ -15,11 +15,11 @@ pub struct Caller {
 
 /// 401 unless the request carries a valid token of a signed-in user
 /// (`role = authenticated` and a UUID `sub`). The anon key is not a user.
-pub fn authenticate(req: &Request, jwt: &JwtVerifier, now: i64) -> Result<Caller> {
+pub async fn authenticate(req: &Request, jwt: &JwtVerifier, now: i64) -> Result<Caller> {
     let token = req.bearer().ok_or_else(|| {
         ApiError::Unauthorized("missing Authorization: Bearer <access token>".into())
     })?;
-    let claims = jwt.verify(token, now)?;
+    let claims = jwt.verify(token, now).await?;
     if claims.role.as_deref() != Some("authenticated") {
         return Err(ApiError::Unauthorized(
             "a signed-in user's access token is required".into(),

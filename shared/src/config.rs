@@ -17,6 +17,10 @@
 //! | `PROVIDER_TIMEOUT_MS` | each provider call's timeout (10000) |
 //! | `OUTBOX_BATCH_SIZE`, `OUTBOX_LEASE_SECONDS`, `OUTBOX_BACKOFF_SECONDS` | delivery (50, 60, 30) |
 //!
+//! An endpoint may name further variables of its own (a webhook's signing
+//! secrets, a link-signing key); they are read through [`Config::var`] and
+//! [`Config::secrets`], so a new function adds no field here.
+//!
 //! A provider whose key is unset is `None`: messages for it wait in the outbox
 //! (as a transient failure) until it is configured.
 
@@ -60,9 +64,42 @@ pub struct Config {
     pub dispatch_secret: Option<String>,
     pub providers: Providers,
     pub outbox: OutboxSettings,
+    /// The whole environment, for the variables an endpoint names itself.
+    pub env: Env,
+}
+
+/// The environment as read at cold start. Its `Debug` shows the names only.
+#[derive(Clone, Default)]
+pub struct Env(pub BTreeMap<String, String>);
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 impl Config {
+    /// A variable's value, unless it is unset or empty.
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.env
+            .0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    /// The secrets in variable `name`: one, or several separated by commas or
+    /// spaces while a secret is being rotated (the new one and the old one).
+    pub fn secrets(&self, name: &str) -> Vec<&str> {
+        self.var(name)
+            .map(|v| {
+                v.split([',', ' ', '\n'])
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn from_env(env: &BTreeMap<String, String>) -> Result<Self, String> {
         let get = |k: &str| env.get(k).map(String::as_str).filter(|v| !v.is_empty());
         let number = |k: &str, default: f64| -> Result<f64, String> {
@@ -150,6 +187,7 @@ impl Config {
                 lease_seconds: number("OUTBOX_LEASE_SECONDS", 60.0)? as u32,
                 backoff_seconds: number("OUTBOX_BACKOFF_SECONDS", 30.0)?,
             },
+            env: Env(env.clone()),
         })
     }
 }

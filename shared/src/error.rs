@@ -28,7 +28,7 @@ pub enum ApiError {
         details: Value,
     },
     /// The HTTP method is not the one the function serves.
-    MethodNotAllowed { allowed: &'static str },
+    MethodNotAllowed { allowed: String },
     /// The body is larger than the limit.
     PayloadTooLarge { limit: usize },
     /// An idempotency key reused with a different body.

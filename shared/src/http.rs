@@ -18,11 +18,48 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 #[derive(Debug, Clone, Default)]
 pub struct Request {
     pub method: String,
+    /// The path below the function's own (`/functions/v1/<name>`): `""` for
+    /// the function itself, `"/callback"` for `/functions/v1/<name>/callback`.
+    pub path: String,
+    /// The raw query string, without `?`; `""` when there is none.
+    pub query: String,
     pub headers: BTreeMap<String, String>,
     pub body: Vec<u8>,
 }
 
 impl Request {
+    /// Splits a request URL (absolute, or a path with a query) into the path
+    /// below the function `name` and the query. The platform hands a function
+    /// `/<name>/…`; the public URL is `/functions/v1/<name>/…`; both work.
+    pub fn locate(url: &str, name: &str) -> (String, String) {
+        let after_host = match url.find("://") {
+            Some(i) => url[i + 3..].find('/').map_or("", |j| &url[i + 3 + j..]),
+            None => url,
+        };
+        let (path, query) = after_host.split_once('?').unwrap_or((after_host, ""));
+        let path = path.split('#').next().unwrap_or("");
+        let path = path.strip_prefix("/functions/v1").unwrap_or(path);
+        let own = format!("/{name}");
+        let below = match path.strip_prefix(own.as_str()) {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+            _ => path,
+        };
+        let below = below.trim_end_matches('/');
+        (
+            below.to_owned(),
+            query.split('#').next().unwrap_or("").to_owned(),
+        )
+    }
+
+    /// The first value of query parameter `name`, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(&self.query)
+            .ok()?
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .get(&name.to_ascii_lowercase())
@@ -39,23 +76,29 @@ impl Request {
             .filter(|t| !t.is_empty())
     }
 
-    /// 405 unless the method is `allowed`.
-    pub fn require_method(&self, allowed: &'static str) -> Result<()> {
-        if self.method.eq_ignore_ascii_case(allowed) {
+    /// 405 unless the method is one of `allowed`.
+    pub fn require_method(&self, allowed: &[&str]) -> Result<()> {
+        if allowed.iter().any(|m| self.method.eq_ignore_ascii_case(m)) {
             Ok(())
         } else {
-            Err(ApiError::MethodNotAllowed { allowed })
+            Err(ApiError::MethodNotAllowed {
+                allowed: allowed.join(", "),
+            })
         }
+    }
+
+    /// 413 when the body is longer than `limit` bytes.
+    pub fn require_body_within(&self, limit: usize) -> Result<()> {
+        if self.body.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        Ok(())
     }
 
     /// The body as a JSON object: 413 above [`MAX_BODY_BYTES`], 400 if it is not
     /// JSON or not an object.
     pub fn json_object(&self) -> Result<Value> {
-        if self.body.len() > MAX_BODY_BYTES {
-            return Err(ApiError::PayloadTooLarge {
-                limit: MAX_BODY_BYTES,
-            });
-        }
+        self.require_body_within(MAX_BODY_BYTES)?;
         if self.body.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::InvalidJson(
                 "the body is empty; send a JSON object".into(),
@@ -95,21 +138,66 @@ impl Request {
     }
 }
 
-/// What the loader turns back into an HTTP response.
+/// What the loader turns back into an HTTP response: any status, any headers,
+/// and a body of bytes (JSON, HTML, a PDF, an XLSX workbook, or nothing).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
-    pub body: String,
+    pub body: Vec<u8>,
 }
 
 impl Response {
-    pub fn json(status: u16, body: &Value) -> Self {
+    /// A body of `content_type`.
+    pub fn bytes(status: u16, content_type: &str, body: Vec<u8>) -> Self {
         Response {
             status,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: body.to_string(),
+            headers: vec![("content-type".into(), content_type.into())],
+            body,
         }
+    }
+
+    pub fn json(status: u16, body: &Value) -> Self {
+        Self::bytes(status, "application/json", body.to_string().into_bytes())
+    }
+
+    /// Any serializable value as JSON (a response struct, for instance).
+    pub fn json_of<T: serde::Serialize>(status: u16, body: &T) -> Self {
+        let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"null".to_vec());
+        Self::bytes(status, "application/json", bytes)
+    }
+
+    /// An HTML page, in UTF-8.
+    pub fn html(status: u16, page: String) -> Self {
+        Self::bytes(status, "text/html; charset=utf-8", page.into_bytes())
+    }
+
+    /// `302 Found` to `location`, with no body.
+    pub fn redirect(location: &str) -> Self {
+        Response {
+            status: 302,
+            headers: vec![("location".into(), location.into())],
+            body: Vec::new(),
+        }
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_ascii_lowercase(), value.into()));
+        self
+    }
+
+    /// The body as text (for tests and logs); invalid UTF-8 is replaced.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The value of header `name`, if set.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// Marks an idempotent replay with `Idempotent-Replayed: true`.
@@ -137,15 +225,14 @@ impl Response {
         response
     }
 
-    /// The shape the loader reads: `{"status","headers","body"}`.
-    pub fn to_wire(&self) -> String {
+    /// The headers as the loader reads them: one JSON object.
+    pub fn headers_json(&self) -> String {
         let headers: serde_json::Map<String, Value> = self
             .headers
             .iter()
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect();
-        serde_json::json!({"status": self.status, "headers": headers, "body": self.body})
-            .to_string()
+        Value::Object(headers).to_string()
     }
 }
 
@@ -161,13 +248,15 @@ mod tests {
                 .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
                 .collect(),
             body: body.as_bytes().to_vec(),
+            ..Default::default()
         }
     }
 
     #[test]
     fn method_check() {
-        assert!(req("POST", &[], "").require_method("POST").is_ok());
-        let e = req("GET", &[], "").require_method("POST").unwrap_err();
+        assert!(req("POST", &[], "").require_method(&["POST"]).is_ok());
+        assert!(req("get", &[], "").require_method(&["GET", "POST"]).is_ok());
+        let e = req("GET", &[], "").require_method(&["POST"]).unwrap_err();
         assert_eq!(e.status(), 405);
         let r = Response::from_error(&e);
         assert!(r
@@ -247,9 +336,49 @@ mod tests {
     #[test]
     fn wire_shape() {
         let r = Response::json(201, &serde_json::json!({"ok": true}));
-        let wire: Value = serde_json::from_str(&r.to_wire()).unwrap();
-        assert_eq!(wire["status"], 201);
-        assert_eq!(wire["headers"]["content-type"], "application/json");
-        assert_eq!(wire["body"], "{\"ok\":true}");
+        let headers: Value = serde_json::from_str(&r.headers_json()).unwrap();
+        assert_eq!(r.status, 201);
+        assert_eq!(headers["content-type"], "application/json");
+        assert_eq!(r.body, b"{\"ok\":true}");
+        let moved = Response::redirect("https://example.com/x?a=1");
+        assert_eq!(
+            (moved.status, moved.header("Location")),
+            (302, Some("https://example.com/x?a=1"))
+        );
+        assert!(moved.body.is_empty());
+        let page = Response::html(200, "<p>ok</p>".into());
+        assert_eq!(
+            page.header("content-type"),
+            Some("text/html; charset=utf-8")
+        );
+    }
+
+    #[test]
+    fn the_path_below_the_function_and_the_query() {
+        for (url, path, query) in [
+            (
+                "http://h:1/functions/v1/oauth-shopify/callback?code=a&state=b",
+                "/callback",
+                "code=a&state=b",
+            ),
+            ("http://h/oauth-shopify/callback?x=1", "/callback", "x=1"),
+            ("http://h/functions/v1/oauth-shopify", "", ""),
+            ("http://h/functions/v1/oauth-shopify/", "", ""),
+            ("/oauth-shopify?q=%20a", "", "q=%20a"),
+            ("http://h/oauth-shopifyx/y", "/oauth-shopifyx/y", ""),
+        ] {
+            assert_eq!(
+                Request::locate(url, "oauth-shopify"),
+                (path.into(), query.into()),
+                "{url}"
+            );
+        }
+        let r = Request {
+            query: "code=a%2Fb&state=s+t&code=2".into(),
+            ..Default::default()
+        };
+        assert_eq!(r.query_param("code").as_deref(), Some("a/b"));
+        assert_eq!(r.query_param("state").as_deref(), Some("s t"));
+        assert_eq!(r.query_param("nope"), None);
     }
 }

@@ -9,10 +9,14 @@
 //! - provider clients (Resend, Twilio, Klaviyo, Slack, Stripe) with retries ([`providers`]);
 //! - submitting recorded refunds to Stripe ([`refunds`]);
 //! - one format for money and labels in messages and documents ([`format`]);
-//! - on wasm32, the loader contract ([`export_function!`]).
+//! - the endpoint contract: one declaration per function, one copy of the
+//!   request handling ([`Endpoint`], [`endpoint::handle`]);
+//! - webhook signature checks ([`webhooks`]) and signed links ([`signed_link`]);
+//! - on wasm32, the loader contract ([`export_endpoint!`]).
 
 mod auth;
 mod config;
+pub mod endpoint;
 mod error;
 pub mod format;
 pub mod gate;
@@ -21,19 +25,23 @@ mod jwt;
 mod postgrest;
 pub mod providers;
 pub mod refunds;
+pub mod signed_link;
 mod storage;
 mod validate;
+pub mod webhooks;
 
 #[cfg(target_arch = "wasm32")]
 pub mod runtime;
 
 pub use auth::{authenticate, Caller};
 pub use config::Config;
+pub use endpoint::{Auth, Ctx, Endpoint, Principal, Scheme};
 pub use error::{ApiError, RateLimit, Result};
 pub use http::{Request, Response, MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};
 pub use jwt::{Claims, JwtVerifier, LEEWAY_SECS};
 pub use postgrest::{
-    is_replay, notifications_queued, Counted, PostgrestClient, BUSY_RETRIES, GATE_MAX_WAIT,
+    is_replay, notifications_queued, rpc_result, Counted, PostgrestClient, BUSY_RETRIES,
+    GATE_MAX_WAIT,
 };
 pub use storage::{error_from_storage, StorageClient};
 pub use validate::{
@@ -42,5 +50,6 @@ pub use validate::{
 
 // Re-exported so function crates use the same versions.
 pub use rust_decimal::Decimal;
+pub use serde;
 pub use serde_json;
 pub use uuid::Uuid;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -183,6 +184,45 @@ impl PostgrestClient {
             Err(ApiError::from_postgrest(status, &body))
         }
     }
+}
+
+impl PostgrestClient {
+    /// [`rpc_counted`](Self::rpc_counted), with the result read into `T`.
+    pub async fn rpc_counted_as<T: DeserializeOwned>(
+        &self,
+        function: &str,
+        args: &Value,
+        caller: &Caller,
+        counted: Counted<'_>,
+        service_key: Option<&str>,
+        clock: &dyn Clock,
+    ) -> Result<T> {
+        let value = self
+            .rpc_counted(function, args, caller, counted, service_key, clock)
+            .await?;
+        rpc_result(function, value)
+    }
+
+    /// [`rpc`](Self::rpc), with the result read into `T`.
+    pub async fn rpc_as<T: DeserializeOwned>(
+        &self,
+        function: &str,
+        args: &Value,
+        token: &str,
+    ) -> Result<T> {
+        let value = self.rpc(function, args, token).await?;
+        rpc_result(function, value)
+    }
+}
+
+/// An RPC's JSON result as `T`. A result that does not fit is a 500: the SQL
+/// and the function disagree, which is a bug, and the cause is logged.
+pub fn rpc_result<T: DeserializeOwned>(function: &str, value: Value) -> Result<T> {
+    serde_json::from_value(value.clone()).map_err(|e| {
+        ApiError::Internal(format!(
+            "{function} returned an unexpected result ({e}): {value}"
+        ))
+    })
 }
 
 /// Whether an RPC result is an idempotent replay (`"replayed": true`).

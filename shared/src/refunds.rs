@@ -18,7 +18,8 @@ use crate::validate::parse_decimal;
 use rust_decimal::Decimal;
 
 /// A refund as the SQL reports it (`private.refund_json`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(try_from = "Value")]
 pub struct RefundState {
     pub id: String,
     pub amount: Decimal,
@@ -26,6 +27,13 @@ pub struct RefundState {
     pub status: String,
     pub stripe_refund_id: Option<String>,
     pub last_error: Option<String>,
+}
+
+impl TryFrom<Value> for RefundState {
+    type Error = String;
+    fn try_from(v: Value) -> Result<Self, String> {
+        Self::from_json(&v).ok_or_else(|| format!("not a refund: {v}"))
+    }
 }
 
 impl RefundState {

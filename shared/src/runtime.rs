@@ -1,7 +1,7 @@
 //! The wasm side of the loader contract. Each function crate calls
-//! [`export_function!`](crate::export_function) once; this module does the rest:
+//! [`export_endpoint!`](crate::export_endpoint) once; this module does the rest:
 //! configuration at cold start, turning the loader's arguments into a
-//! [`Request`], and every error into the envelope.
+//! [`Request`], [`crate::endpoint::handle`], and every error into the envelope.
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::BTreeMap;
@@ -44,6 +44,9 @@ impl crate::providers::Clock for JsClock {
     }
     fn jitter(&self) -> f64 {
         js_sys::Math::random()
+    }
+    fn monotonic_ms(&self) -> f64 {
+        performance_now()
     }
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()>>> {
         let millis = duration.as_secs_f64() * 1000.0;
@@ -171,51 +174,64 @@ pub fn now() -> i64 {
     (js_sys::Date::now() / 1000.0) as i64
 }
 
-/// Runs `handler` and returns the response in the loader's wire shape.
-pub async fn serve<F, Fut>(
+/// Handles one request for endpoint `E` and returns it in the loader's wire
+/// shape, `[status, headers_json, body_bytes]`. Work left for after the
+/// response is started in the background (see [`take_background`]).
+pub async fn serve<E: crate::endpoint::Endpoint>(
     method: String,
+    url: String,
     headers_json: String,
     body: Vec<u8>,
-    handler: F,
-) -> String
-where
-    F: FnOnce(Request, &'static Config) -> Fut,
-    Fut: Future<Output = Result<Response>>,
-{
+) -> Array {
     let outcome = async {
+        let config = config()?;
         let headers: BTreeMap<String, String> = serde_json::from_str(&headers_json)
             .map_err(|e| ApiError::Internal(format!("loader sent bad headers: {e}")))?;
         let headers = headers
             .into_iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .collect();
-        handler(
-            Request {
-                method,
-                headers,
-                body,
-            },
-            config()?,
-        )
-        .await
+        let (path, query) = Request::locate(&url, E::NAME);
+        let request = Request {
+            method,
+            path,
+            query,
+            headers,
+            body,
+        };
+        let (result, afterwards) = crate::endpoint::handle::<E>(request, config, &JsClock).await;
+        for task in afterwards.tasks {
+            spawn_background(task);
+        }
+        if afterwards.deliver_outbox {
+            deliver_outbox_soon(config);
+        }
+        result
     }
     .await;
-    match outcome {
-        Ok(response) => response.to_wire(),
+    let response = match outcome {
+        Ok(response) => response,
         Err(err) => {
             if let Some(cause) = err.log_cause() {
                 console_error(&format!("{}: {cause}", err.code()));
             }
-            Response::from_error(&err).to_wire()
+            Response::from_error(&err)
         }
-    }
+    };
+    let body = js_sys::Uint8Array::from(response.body.as_slice());
+    Array::of3(
+        &JsValue::from(response.status),
+        &JsValue::from(response.headers_json()),
+        &body,
+    )
 }
 
-/// Defines a function crate's wasm exports: `configure(env_json)`,
-/// `body_limit()`, `handle(method, headers_json, body)` and `take_background()`.
+/// Defines a function crate's wasm exports for endpoint `$endpoint`:
+/// `configure(env_json)`, `body_limit()`, `methods()`,
+/// `handle(method, url, headers_json, body)` and `take_background()`.
 #[macro_export]
-macro_rules! export_function {
-    ($handler:path) => {
+macro_rules! export_endpoint {
+    ($endpoint:ty) => {
         #[wasm_bindgen::prelude::wasm_bindgen]
         pub fn configure(env_json: &str) -> Result<(), String> {
             $crate::runtime::configure(env_json)
@@ -223,12 +239,22 @@ macro_rules! export_function {
 
         #[wasm_bindgen::prelude::wasm_bindgen]
         pub fn body_limit() -> usize {
-            $crate::MAX_BODY_BYTES
+            <$endpoint as $crate::Endpoint>::BODY_LIMIT
         }
 
         #[wasm_bindgen::prelude::wasm_bindgen]
-        pub async fn handle(method: String, headers_json: String, body: Vec<u8>) -> String {
-            $crate::runtime::serve(method, headers_json, body, $handler).await
+        pub fn methods() -> String {
+            <$endpoint as $crate::Endpoint>::METHODS.join(", ")
+        }
+
+        #[wasm_bindgen::prelude::wasm_bindgen]
+        pub async fn handle(
+            method: String,
+            url: String,
+            headers_json: String,
+            body: Vec<u8>,
+        ) -> $crate::runtime::Array {
+            $crate::runtime::serve::<$endpoint>(method, url, headers_json, body).await
         }
 
         #[wasm_bindgen::prelude::wasm_bindgen]

@@ -36,12 +36,11 @@ pub mod pdf;
 
 use std::collections::HashSet;
 
-use shared::providers::Clock;
+use shared::serde::Deserialize;
 use shared::serde_json::{json, Value};
 use shared::{
-    authenticate, is_replay, json_number, utc_day, ApiError, Caller, Config, Counted, Decimal,
-    DecimalRule, PostgrestClient, Request, Response, Result, StorageClient, Uuid, Validator,
-    DECIMAL_10_2_MAX,
+    json_number, utc_day, ApiError, Auth, Counted, Ctx, Decimal, DecimalRule, Endpoint, Request,
+    Response, Result, Uuid, Validator, DECIMAL_10_2_MAX,
 };
 
 /// The name rate limits and capacity are kept under.
@@ -175,35 +174,23 @@ pub fn rpc_args(input: &PoInput, idempotency_key: Option<&str>) -> Value {
 }
 
 /// What create_purchase_order returned.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(crate = "shared::serde")]
 pub struct Created {
     pub po_id: String,
     pub po_number: String,
     pub pdf_path: String,
+    #[serde(default)]
     pub pdf_attached: bool,
+    #[serde(default)]
     pub replayed: bool,
+    #[serde(default)]
     pub document: Value,
 }
 
 impl Created {
     pub fn from_rpc(result: &Value) -> Result<Self> {
-        let text = |k: &str| {
-            result
-                .get(k)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .ok_or_else(|| {
-                    ApiError::Internal(format!("create_purchase_order result lacks {k}"))
-                })
-        };
-        Ok(Created {
-            po_id: text("po_id")?,
-            po_number: text("po_number")?,
-            pdf_path: text("pdf_path")?,
-            pdf_attached: result.get("pdf_attached").and_then(Value::as_bool) == Some(true),
-            replayed: is_replay(result),
-            document: result.get("document").cloned().unwrap_or(Value::Null),
-        })
+        shared::rpc_result("create_purchase_order", result.clone())
     }
 
     /// The error when a step after the PO's creation fails. Whatever the
@@ -244,51 +231,51 @@ pub fn response(created: &Created, pdf_url: &str, pdf_ms: Option<f64>) -> Respon
     r
 }
 
-/// What a request needs besides its input.
-pub struct Ctx<'a> {
-    pub rest: &'a PostgrestClient,
-    pub storage: &'a StorageClient,
-    pub caller: &'a Caller,
-    pub idempotency_key: Option<String>,
-    /// A monotonic clock in milliseconds, to time the PDF.
-    pub millis: &'a dyn Fn() -> f64,
-    /// For admit_request: the attempt is counted in a transaction of its own.
-    pub service_role_key: Option<&'a str>,
-    pub clock: &'a dyn Clock,
+/// The function: a member issues a purchase order to one of the tenant's suppliers.
+pub struct CreatePurchaseOrder;
+
+impl Endpoint for CreatePurchaseOrder {
+    const NAME: &'static str = FUNCTION_NAME;
+    const AUTH: Auth = Auth::User;
+    type Input = PoInput;
+
+    fn input(req: &Request, now: i64) -> Result<PoInput> {
+        validate(&req.json_object()?, &utc_day(now))
+    }
+
+    async fn run(input: PoInput, ctx: &Ctx<'_>) -> Result<Response> {
+        run(&input, ctx).await
+    }
 }
 
-/// A finished request: its response, and whether an email was queued.
-pub struct Done {
-    pub response: Response,
-    pub email_queued: bool,
-}
-
-pub async fn run(input: &PoInput, ctx: &Ctx<'_>) -> Result<Done> {
-    let args = rpc_args(input, ctx.idempotency_key.as_deref());
-    let token = &ctx.caller.token;
+/// Creates the PO, then stores its PDF and queues the supplier's email. A
+/// repeat with the same key finishes whatever step failed.
+pub async fn run(input: &PoInput, ctx: &Ctx<'_>) -> Result<Response> {
+    let args = rpc_args(input, ctx.req.idempotency_key()?.as_deref());
+    let caller = ctx.caller()?;
+    let token = &caller.token;
+    let (rest, storage) = (&ctx.config.rest, &ctx.config.storage);
     let counted = Counted {
         function_name: FUNCTION_NAME,
         subject_id: input.supplier_id,
     };
-    let created = Created::from_rpc(
-        &ctx.rest
-            .rpc_counted(
-                "create_purchase_order",
-                &args,
-                ctx.caller,
-                counted,
-                ctx.service_role_key,
-                ctx.clock,
-            )
-            .await?,
-    )?;
+    let created: Created = rest
+        .rpc_counted_as(
+            "create_purchase_order",
+            &args,
+            caller,
+            counted,
+            ctx.service_role_key(),
+            ctx.clock,
+        )
+        .await?;
 
     let mut pdf_ms = None;
     if !created.pdf_attached {
-        let started = (ctx.millis)();
+        let started = ctx.clock.monotonic_ms();
         let bytes = pdf::render(&pdf::Document::from_json(&created.document)?);
-        pdf_ms = Some((ctx.millis)() - started);
-        ctx.storage
+        pdf_ms = Some(ctx.clock.monotonic_ms() - started);
+        storage
             .upload(
                 BUCKET,
                 &created.pdf_path,
@@ -300,74 +287,36 @@ pub async fn run(input: &PoInput, ctx: &Ctx<'_>) -> Result<Done> {
             .await
             .map_err(|e| created.unfinished(e))?;
     }
-    let url = ctx
-        .storage
+    let url = storage
         .create_signed_url(BUCKET, &created.pdf_path, PDF_URL_TTL_SECS, token)
         .await
         .map_err(|e| created.unfinished(e))?;
-    let mut email_queued = false;
     if !created.pdf_attached {
-        let attached = ctx
-            .rest
-            .rpc(
+        let attached: Attached = rest
+            .rpc_as(
                 "attach_purchase_order_pdf",
                 &json!({ "po_id": created.po_id }),
                 token,
             )
             .await
             .map_err(|e| created.unfinished(e))?;
-        email_queued = attached.get("queued").and_then(Value::as_u64) == Some(1);
+        if attached.queued == 1 {
+            ctx.deliver_outbox();
+        }
     }
-    Ok(Done {
-        response: response(&created, &url, pdf_ms),
-        email_queued,
-    })
+    Ok(response(&created, &url, pdf_ms))
 }
 
-/// The whole request: method, auth, body, validation, then [`run`].
-pub async fn handler(
-    req: Request,
-    config: &'static Config,
-    clock: &dyn Clock,
-    millis: &dyn Fn() -> f64,
-) -> Result<Done> {
-    let now = clock.now_unix_secs();
-    req.require_method("POST")?;
-    let caller = authenticate(&req, &config.jwt, now)?;
-    let idempotency_key = req.idempotency_key()?;
-    let input = validate(&req.json_object()?, &utc_day(now))?;
-    let ctx = Ctx {
-        rest: &config.rest,
-        storage: &config.storage,
-        caller: &caller,
-        idempotency_key,
-        millis,
-        service_role_key: config.service_role_key.as_deref(),
-        clock,
-    };
-    run(&input, &ctx).await
+/// What `attach_purchase_order_pdf` answers.
+#[derive(Debug, Deserialize)]
+#[serde(crate = "shared::serde")]
+struct Attached {
+    #[serde(default)]
+    queued: u64,
 }
 
 #[cfg(target_arch = "wasm32")]
-mod wasm {
-    use super::*;
-
-    async fn entry(req: Request, config: &'static Config) -> Result<Response> {
-        let done = handler(
-            req,
-            config,
-            &shared::runtime::JsClock,
-            &shared::runtime::monotonic_ms,
-        )
-        .await?;
-        if done.email_queued {
-            shared::runtime::deliver_outbox_soon(config);
-        }
-        Ok(done.response)
-    }
-
-    shared::export_function!(entry);
-}
+shared::export_endpoint!(CreatePurchaseOrder);
 
 #[cfg(test)]
 mod tests {
@@ -482,7 +431,7 @@ mod tests {
         let r = response(&c, "http://x/sign", Some(1.234));
         assert_eq!(r.status, 201);
         assert_eq!(
-            r.body,
+            r.text(),
             r#"{"pdf_url":"http://x/sign","po_id":"p1","po_number":"PO-2026-000001","success":true}"#
         );
         assert!(r

@@ -22,12 +22,11 @@
 
 use std::collections::HashMap;
 
-use shared::providers::Clock;
-use shared::serde_json::{json, Map, Value};
+use shared::serde::Deserialize;
+use shared::serde_json::{json, Map, Number, Value};
 use shared::{
-    authenticate, is_replay, json_number, notifications_queued, ApiError, Caller, Config, Counted,
-    Decimal, DecimalRule, PostgrestClient, Request, Response, Result, Uuid, Validator,
-    DECIMAL_10_2_MAX,
+    json_number, Auth, Counted, Ctx, Decimal, DecimalRule, Endpoint, Request, Response, Result,
+    Uuid, Validator, DECIMAL_10_2_MAX,
 };
 
 /// The name rate limits and capacity are kept under.
@@ -189,96 +188,72 @@ pub fn rpc_args(input: &OrderInput, idempotency_key: Option<&str>) -> Value {
     args
 }
 
-/// Turns the RPC's result into the 201 response.
-pub fn response_from_rpc(result: &Value) -> Result<Response> {
-    let field = |k: &str| {
-        result
-            .get(k)
-            .filter(|v| !v.is_null())
-            .cloned()
-            .ok_or_else(|| {
-                ApiError::Internal(format!("create_wholesale_order result lacks {k}: {result}"))
-            })
-    };
-    let body = json!({
-        "success": true,
-        "order_id": field("order_id")?,
-        "order_number": field("order_number")?,
-        "total_amount": field("total_amount")?,
-    });
-    Ok(Response::json(201, &body).replayed(is_replay(result)))
-}
-
-/// What a request needs besides its input.
-pub struct Ctx<'a> {
-    pub rest: &'a PostgrestClient,
-    pub caller: &'a Caller,
-    pub idempotency_key: Option<String>,
-    /// For admit_request: the attempt is counted in a transaction of its own.
-    pub service_role_key: Option<&'a str>,
-    pub clock: &'a dyn Clock,
-}
-
-/// A placed order's response, and whether it queued notifications to deliver.
+/// What `create_wholesale_order` answers.
+#[derive(Debug, Deserialize)]
+#[serde(crate = "shared::serde")]
 pub struct Placed {
-    pub response: Response,
+    pub order_id: Uuid,
+    pub order_number: String,
+    /// Kept as the database's text: `62.50` stays `62.50`.
+    pub total_amount: Number,
+    #[serde(default)]
+    pub replayed: bool,
+    #[serde(default)]
     pub notifications_queued: u64,
 }
 
-pub async fn run(input: &OrderInput, ctx: &Ctx<'_>) -> Result<Placed> {
-    let args = rpc_args(input, ctx.idempotency_key.as_deref());
-    let counted = Counted {
-        function_name: FUNCTION_NAME,
-        subject_id: input.client_id,
-    };
-    let result = ctx
-        .rest
-        .rpc_counted(
-            "create_wholesale_order",
-            &args,
-            ctx.caller,
-            counted,
-            ctx.service_role_key,
-            ctx.clock,
-        )
-        .await?;
-    Ok(Placed {
-        response: response_from_rpc(&result)?,
-        notifications_queued: notifications_queued(&result),
-    })
+/// Turns the RPC's result into the 201 response.
+pub fn response_from_rpc(placed: &Placed) -> Response {
+    let body = json!({
+        "success": true,
+        "order_id": placed.order_id,
+        "order_number": placed.order_number,
+        "total_amount": placed.total_amount,
+    });
+    Response::json(201, &body).replayed(placed.replayed)
 }
 
-/// The whole request: method, auth, body, validation, then [`run`].
-pub async fn handler(req: Request, config: &'static Config, clock: &dyn Clock) -> Result<Placed> {
-    req.require_method("POST")?;
-    let caller = authenticate(&req, &config.jwt, clock.now_unix_secs())?;
-    let idempotency_key = req.idempotency_key()?;
-    let input = validate(&req.json_object()?)?;
-    let ctx = Ctx {
-        rest: &config.rest,
-        caller: &caller,
-        idempotency_key,
-        service_role_key: config.service_role_key.as_deref(),
-        clock,
-    };
-    run(&input, &ctx).await
+/// The function: a signed-in member places an order for one of the tenant's clients.
+pub struct CreateWholesaleOrder;
+
+impl Endpoint for CreateWholesaleOrder {
+    const NAME: &'static str = FUNCTION_NAME;
+    const AUTH: Auth = Auth::User;
+    type Input = OrderInput;
+
+    fn input(req: &Request, _now: i64) -> Result<OrderInput> {
+        validate(&req.json_object()?)
+    }
+
+    async fn run(input: OrderInput, ctx: &Ctx<'_>) -> Result<Response> {
+        let args = rpc_args(&input, ctx.req.idempotency_key()?.as_deref());
+        let counted = Counted {
+            function_name: FUNCTION_NAME,
+            subject_id: input.client_id,
+        };
+        let placed: Placed = ctx
+            .config
+            .rest
+            .rpc_counted_as(
+                "create_wholesale_order",
+                &args,
+                ctx.caller()?,
+                counted,
+                ctx.service_role_key(),
+                ctx.clock,
+            )
+            .await?;
+        // The confirmation is in the outbox; deliver it without delaying the
+        // response. A replay queued nothing new.
+        if placed.notifications_queued > 0 && !placed.replayed {
+            ctx.deliver_outbox();
+        }
+        Ok(response_from_rpc(&placed))
+    }
 }
 
 #[cfg(target_arch = "wasm32")]
-mod wasm {
-    use super::*;
-
-    async fn entry(req: Request, config: &'static Config) -> Result<Response> {
-        let placed = handler(req, config, &shared::runtime::JsClock).await?;
-        // The confirmation is in the outbox; deliver it without delaying the response.
-        if placed.notifications_queued > 0 {
-            shared::runtime::deliver_outbox_soon(config);
-        }
-        Ok(placed.response)
-    }
-
-    shared::export_function!(entry);
-}
+shared::export_endpoint!(CreateWholesaleOrder);
 
 #[cfg(test)]
 mod tests {
@@ -416,19 +391,24 @@ mod tests {
 
     #[test]
     fn rpc_result_maps_to_201_and_marks_replays() {
-        let r = response_from_rpc(&body(
-            r#"{"order_id":"o","order_number":"WO-2026-000001","total_amount":12.50,"replayed":true}"#,
+        let placed: Placed = serde_json::from_str(&format!(
+            r#"{{"order_id":"{C}","order_number":"WO-2026-000001","total_amount":12.50,"replayed":true}}"#
         ))
         .unwrap();
+        let r = response_from_rpc(&placed);
         assert_eq!(r.status, 201);
         assert_eq!(
-            r.body,
-            r#"{"order_id":"o","order_number":"WO-2026-000001","success":true,"total_amount":12.50}"#
+            r.text(),
+            format!(
+                r#"{{"order_id":"{C}","order_number":"WO-2026-000001","success":true,"total_amount":12.50}}"#
+            )
         );
         assert!(r
             .headers
             .contains(&("idempotent-replayed".into(), "true".into())));
-        let e = response_from_rpc(&body(r#"{"order_id":"o"}"#)).unwrap_err();
+        // A result without the fields the response needs is an error, not a blank.
+        let e = shared::rpc_result::<Placed>("create_wholesale_order", body(r#"{"order_id":"o"}"#))
+            .unwrap_err();
         assert_eq!(e.status(), 500);
     }
 }

@@ -25,12 +25,13 @@
 pub mod templates;
 
 use futures::StreamExt;
-use sha2::{Digest, Sha256};
 use shared::providers::{resend::Email, Clock, SendError};
 use shared::refunds::{submit, RefundState};
 use shared::serde_json::{json, Value};
 use shared::utc_day;
-use shared::{ApiError, Config, DecimalRule, Request, Response, Result, Validator};
+use shared::{
+    ApiError, Auth, Config, Ctx, DecimalRule, Endpoint, Request, Response, Result, Validator,
+};
 
 use templates::{render, sender, Message};
 
@@ -101,36 +102,6 @@ pub fn validate(req: &Request) -> Result<DispatchInput> {
         batch_size,
         lease_seconds,
     })
-}
-
-fn digest(s: &str) -> [u8; 32] {
-    Sha256::digest(s.as_bytes()).into()
-}
-
-/// The dispatch secret, the service-role key itself, or a verified token whose
-/// role is service_role. Secrets are compared as SHA-256 digests, so the time
-/// taken says nothing about how much of a guess matched.
-pub fn authorize(req: &Request, config: &Config, now: i64) -> Result<()> {
-    if let (Some(sent), Some(secret)) = (req.header("x-dispatch-secret"), &config.dispatch_secret) {
-        if digest(sent) == digest(secret) {
-            return Ok(());
-        }
-    }
-    if let Some(token) = req.bearer() {
-        if let Some(key) = &config.service_role_key {
-            if digest(token) == digest(key) {
-                return Ok(());
-            }
-        }
-        if let Ok(claims) = config.jwt.verify(token, now) {
-            if claims.role.as_deref() == Some("service_role") {
-                return Ok(());
-            }
-        }
-    }
-    Err(ApiError::Unauthorized(
-        "the service-role key or the dispatch secret is required".into(),
-    ))
 }
 
 /// Sends one notification; the provider's message id on success.
@@ -390,27 +361,30 @@ fn log(message: &str) {
     eprintln!("{message}");
 }
 
-pub async fn handler(req: Request, config: &'static Config, clock: &dyn Clock) -> Result<Response> {
-    req.require_method("POST")?;
-    authorize(&req, config, clock.now_unix_secs())?;
-    let input = validate(&req)?;
-    let s = run(input, config, clock).await?;
-    Ok(Response::json(
-        200,
-        &json!({"claimed": s.claimed, "sent": s.sent, "retrying": s.retrying, "dead": s.dead}),
-    ))
+/// The function: pg_cron, and functions that queued rows, call it with the
+/// service-role key or the dispatch secret.
+pub struct DispatchNotifications;
+
+impl Endpoint for DispatchNotifications {
+    const NAME: &'static str = "dispatch-notifications";
+    const AUTH: Auth = Auth::ServiceRole;
+    type Input = DispatchInput;
+
+    fn input(req: &Request, _now: i64) -> Result<DispatchInput> {
+        validate(req)
+    }
+
+    async fn run(input: DispatchInput, ctx: &Ctx<'_>) -> Result<Response> {
+        let s = run(input, ctx.config, ctx.clock).await?;
+        Ok(Response::json(
+            200,
+            &json!({"claimed": s.claimed, "sent": s.sent, "retrying": s.retrying, "dead": s.dead}),
+        ))
+    }
 }
 
 #[cfg(target_arch = "wasm32")]
-mod wasm {
-    use super::*;
-
-    async fn entry(req: Request, config: &'static Config) -> Result<Response> {
-        handler(req, config, &shared::runtime::JsClock).await
-    }
-
-    shared::export_function!(entry);
-}
+shared::export_endpoint!(DispatchNotifications);
 
 #[cfg(test)]
 mod tests {
@@ -442,11 +416,17 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             body: body.as_bytes().to_vec(),
+            ..Default::default()
         }
     }
 
     #[test]
     fn only_the_dispatch_secret_or_the_service_role_may_call() {
+        let authorize = |r: &Request, c: &Config, now: i64| {
+            futures::executor::block_on(
+                shared::endpoint::authenticate_for::<DispatchNotifications>(r, c, now),
+            )
+        };
         let c = config(&[
             ("DISPATCH_SECRET", "d-secret"),
             ("SUPABASE_SERVICE_ROLE_KEY", "svc-key"),

@@ -30,13 +30,12 @@
 
 use std::collections::HashSet;
 
-use shared::providers::stripe::Stripe;
-use shared::providers::Clock;
 use shared::refunds::{submit, RefundState};
+use shared::serde::Deserialize;
 use shared::serde_json::{json, Value};
 use shared::{
-    authenticate, is_replay, json_number, notifications_queued, ApiError, Caller, Config, Counted,
-    Decimal, DecimalRule, PostgrestClient, Request, Response, Result, Uuid, Validator,
+    json_number, ApiError, Auth, Counted, Ctx, Decimal, DecimalRule, Endpoint, Request, Response,
+    Result, Uuid, Validator,
 };
 
 /// The name rate limits and capacity are kept under.
@@ -150,37 +149,27 @@ pub fn rpc_args(input: &ReturnInput, idempotency_key: Option<&str>) -> Value {
 }
 
 /// What process_return returned.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(crate = "shared::serde")]
 pub struct Processed {
     pub return_id: String,
     pub ra_number: String,
+    #[serde(default)]
     pub refund: Option<RefundState>,
+    #[serde(default)]
     pub replayed: bool,
+    #[serde(default)]
     pub notifications_queued: u64,
 }
 
 impl Processed {
     pub fn from_rpc(result: &Value) -> Result<Self> {
-        let text = |k: &str| {
-            result
-                .get(k)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .ok_or_else(|| ApiError::Internal(format!("process_return result lacks {k}")))
-        };
-        let refund = match result.get("refund") {
-            None | Some(Value::Null) => None,
-            Some(r) => Some(RefundState::from_json(r).ok_or_else(|| {
-                ApiError::Internal(format!("process_return returned a bad refund: {r}"))
-            })?),
-        };
-        Ok(Processed {
-            return_id: text("return_id")?,
-            ra_number: text("ra_number")?,
-            refund,
-            replayed: is_replay(result),
-            notifications_queued: notifications_queued(result),
-        })
+        shared::rpc_result("process_return", result.clone())
+    }
+
+    /// Outbox rows to deliver now: none for a replay, which queued nothing new.
+    pub fn queued(&self) -> bool {
+        self.notifications_queued > 0 && !self.replayed
     }
 
     pub fn response(&self) -> Response {
@@ -222,64 +211,65 @@ impl Processed {
     }
 }
 
-/// What a request needs besides its input.
-pub struct Ctx<'a> {
-    pub rest: &'a PostgrestClient,
-    pub caller: &'a Caller,
-    pub idempotency_key: Option<String>,
-    pub stripe: Option<&'a Stripe>,
-    /// Records Stripe's answers; members may not.
-    pub service_role_key: Option<&'a str>,
-    pub clock: &'a dyn Clock,
+/// The function: a member records a return against one of the tenant's orders.
+pub struct ProcessReturn;
+
+impl Endpoint for ProcessReturn {
+    const NAME: &'static str = FUNCTION_NAME;
+    const AUTH: Auth = Auth::User;
+    type Input = ReturnInput;
+
+    fn input(req: &Request, _now: i64) -> Result<ReturnInput> {
+        validate(&req.json_object()?)
+    }
+
+    async fn run(input: ReturnInput, ctx: &Ctx<'_>) -> Result<Response> {
+        let p = run(&input, ctx).await?;
+        if p.queued() {
+            ctx.deliver_outbox();
+        }
+        Ok(p.response())
+    }
 }
 
-/// A finished request: its response and how many notifications it queued.
-pub struct Done {
-    pub response: Response,
-    pub notifications_queued: u64,
-}
-
-pub async fn run(input: &ReturnInput, ctx: &Ctx<'_>) -> Result<Done> {
-    if input.return_method == "refund" && ctx.idempotency_key.is_none() {
+/// Records the return, then completes its refund with Stripe if it has one.
+pub async fn run(input: &ReturnInput, ctx: &Ctx<'_>) -> Result<Processed> {
+    let idempotency_key = ctx.req.idempotency_key()?;
+    if input.return_method == "refund" && idempotency_key.is_none() {
         return Err(ApiError::field(
             "Idempotency-Key",
             "is required for refunds, so that a refund Stripe did not complete can be finished by repeating the request",
         ));
     }
-    let args = rpc_args(input, ctx.idempotency_key.as_deref());
+    let args = rpc_args(input, idempotency_key.as_deref());
     let counted = Counted {
         function_name: FUNCTION_NAME,
         subject_id: input.order_id,
     };
-    let p = Processed::from_rpc(
-        &ctx.rest
-            .rpc_counted(
-                "process_return",
-                &args,
-                ctx.caller,
-                counted,
-                ctx.service_role_key,
-                ctx.clock,
-            )
-            .await?,
-    )?;
-    let done = |p: &Processed| Done {
-        response: p.response(),
-        notifications_queued: p.notifications_queued,
-    };
+    let rest = &ctx.config.rest;
+    let p: Processed = rest
+        .rpc_counted_as(
+            "process_return",
+            &args,
+            ctx.caller()?,
+            counted,
+            ctx.service_role_key(),
+            ctx.clock,
+        )
+        .await?;
     let Some(refund) = p.refund.clone() else {
-        return Ok(done(&p));
+        return Ok(p);
     };
     if refund.has_failed() {
         let cause = refund.last_error.clone().unwrap_or_default();
         return Err(p.refund_error(&refund, true, &cause));
     }
     if !refund.needs_submitting() {
-        return Ok(done(&p));
+        return Ok(p);
     }
 
     let service_key = ctx
-        .service_role_key
+        .service_role_key()
         .ok_or_else(|| ApiError::Internal("SUPABASE_SERVICE_ROLE_KEY is not set".into()))?;
     // If recording fails, Stripe may have the refund without our knowing: the
     // retry sends the same key, Stripe answers with the same refund, and it is
@@ -288,8 +278,8 @@ pub async fn run(input: &ReturnInput, ctx: &Ctx<'_>) -> Result<Done> {
         &refund,
         &p.return_id,
         &p.ra_number,
-        ctx.stripe,
-        ctx.rest,
+        ctx.config.providers.stripe.as_ref(),
+        rest,
         service_key,
         ctx.clock,
     )
@@ -301,53 +291,13 @@ pub async fn run(input: &ReturnInput, ctx: &Ctx<'_>) -> Result<Done> {
             true,
             &format!("Stripe reports the refund {}", submitted.recorded.status),
         )),
-        Ok(_) => Ok(done(&p)),
+        Ok(_) => Ok(p),
         Err(e) => Err(p.refund_error(&refund, e.is_permanent(), e.reason())),
     }
 }
 
-/// The whole request: method, auth, body, validation, then [`run`].
-pub async fn handler(
-    req: Request,
-    config: &'static Config,
-    now: i64,
-    clock: &dyn Clock,
-) -> Result<Done> {
-    req.require_method("POST")?;
-    let caller = authenticate(&req, &config.jwt, now)?;
-    let idempotency_key = req.idempotency_key()?;
-    let input = validate(&req.json_object()?)?;
-    let ctx = Ctx {
-        rest: &config.rest,
-        caller: &caller,
-        idempotency_key,
-        stripe: config.providers.stripe.as_ref(),
-        service_role_key: config.service_role_key.as_deref(),
-        clock,
-    };
-    run(&input, &ctx).await
-}
-
 #[cfg(target_arch = "wasm32")]
-mod wasm {
-    use super::*;
-
-    async fn entry(req: Request, config: &'static Config) -> Result<Response> {
-        let done = handler(
-            req,
-            config,
-            shared::runtime::now(),
-            &shared::runtime::JsClock,
-        )
-        .await?;
-        if done.notifications_queued > 0 {
-            shared::runtime::deliver_outbox_soon(config);
-        }
-        Ok(done.response)
-    }
-
-    shared::export_function!(entry);
-}
+shared::export_endpoint!(ProcessReturn);
 
 #[cfg(test)]
 mod tests {
@@ -435,7 +385,7 @@ mod tests {
         assert_eq!(p.refund, None);
         assert_eq!(p.notifications_queued, 1);
         assert_eq!(
-            p.response().body,
+            p.response().text(),
             r#"{"ra_number":"RA-2026-000001","return_id":"r1","success":true}"#
         );
         let p = processed(

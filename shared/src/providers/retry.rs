@@ -90,6 +90,10 @@ pub trait Clock {
     /// Uniform in [0, 1).
     fn jitter(&self) -> f64;
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()>>>;
+    /// Milliseconds from a monotonic clock, for timings (only differences mean anything).
+    fn monotonic_ms(&self) -> f64 {
+        self.now_unix_secs() as f64 * 1000.0
+    }
 }
 
 /// How often and how long a call is retried within one request.
