@@ -5,8 +5,9 @@
 // one bulk update. This script answers in the API's place and keeps what was
 // sent; every function named on the command line must have been deployed.
 // Each upload is then unpacked on its own and its entrypoint imported in a
-// fresh Deno process, which must answer a CORS preflight (204) and an
-// unauthenticated POST (401 in the error envelope). A function that would not
+// fresh Deno process, which must answer a CORS preflight (204) and a method
+// no function serves (405 in the error envelope, so the wasm module loaded and
+// handled it, whatever the function's auth mode). A function that would not
 // deploy, or whose bundle is not self-contained, fails the run.
 //
 // Usage: deno run --allow-all scripts/deploy_rehearsal.ts <every function's name>…
@@ -151,7 +152,7 @@ try {
       JSON.stringify(`${upload.dir}/${entry}`)
     });
       const pre = await handler(new Request("http://x/", { method: "OPTIONS" }));
-      const post = await handler(new Request("http://x/", { method: "POST", body: "{}" }));
+      const post = await handler(new Request("http://x/", { method: "PROPFIND" }));
       const body = await post.json();
       console.log(JSON.stringify({ pre: pre.status, post: post.status, code: body?.error?.code }));
     `;
@@ -171,8 +172,8 @@ try {
     const said = new TextDecoder().decode(run.stdout).trim();
     const expected = JSON.stringify({
       pre: 204,
-      post: 401,
-      code: "UNAUTHORIZED",
+      post: 405,
+      code: "METHOD_NOT_ALLOWED",
     });
     if (!run.success || said !== expected) {
       problems.push(

@@ -9,6 +9,7 @@
 //   POST     /storage/v1/object/sign/<bucket>/<path>       {"expiresIn"} → {"signedURL"}
 //   GET      /storage/v1/object/sign/<bucket>/<path>?token= download through a signed URL
 //   DELETE   /storage/v1/object/<bucket>  {"prefixes"}     delete (and /object/<bucket>/<path>)
+//   GET      /storage/v1/bucket                            the buckets (all of them for the service role)
 //
 // Bucket limits (file_size_limit, allowed_mime_types) are enforced with
 // Storage's statuses and error shape: {"statusCode", "code", "error", "message"}.
@@ -314,6 +315,23 @@ export class Storage {
     }
   }
 
+  /** `GET /bucket`: every bucket for the service role, as Storage lists them. */
+  async #listBuckets(req: Request): Promise<Response> {
+    const claims = await this.#caller(req);
+    if (claims instanceof Response) return claims;
+    if (claims.role !== "service_role") {
+      return new Response("[]", {
+        headers: { "content-type": "application/json" },
+      });
+    }
+    const rows = await this
+      .db`select id, name, public, file_size_limit, allowed_mime_types, created_at, updated_at
+          from storage.buckets order by id`;
+    return new Response(JSON.stringify(rows), {
+      headers: { "content-type": "application/json" },
+    });
+  }
+
   async #caller(req: Request): Promise<Claims | Response> {
     const auth = req.headers.get("authorization")?.replace(/^Bearer\s+/i, "") ??
       req.headers.get("apikey");
@@ -363,6 +381,9 @@ export class Storage {
 
   async handle(req: Request, rest: string): Promise<Response> {
     const url = new URL(req.url);
+    if (rest === "/bucket" && req.method === "GET") {
+      return await this.#listBuckets(req);
+    }
     const m = rest.match(
       /^\/object\/(?:(sign|public|authenticated)\/)?([^/]+)(?:\/(.+))?$/,
     );

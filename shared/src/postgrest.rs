@@ -54,6 +54,31 @@ impl PostgrestClient {
         format!("{}/rpc/{function}", self.rest_url)
     }
 
+    /// `GET /<table>?<query>` (PostgREST's query syntax), as the holder of
+    /// `token`: the rows RLS lets it see, as a JSON array.
+    pub async fn select(&self, table: &str, query: &str, token: &str) -> Result<Value> {
+        let response = self
+            .http
+            .get(format!("{}/{table}?{query}", self.rest_url))
+            .header("apikey", &self.apikey)
+            .header("authorization", format!("Bearer {token}"))
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("select {table}: {e}")))?;
+        let status = response.status().as_u16();
+        let body = response
+            .text()
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("select {table} body: {e}")))?;
+        if (200..300).contains(&status) {
+            serde_json::from_str(&body)
+                .map_err(|e| ApiError::Internal(format!("select {table} returned non-JSON: {e}")))
+        } else {
+            Err(ApiError::from_postgrest(status, &body))
+        }
+    }
+
     /// `POST /rpc/<function>` with named arguments, as the caller.
     ///
     /// Absent optional arguments must be left out of `args`, not sent as null:

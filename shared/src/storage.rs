@@ -88,6 +88,22 @@ impl StorageClient {
         }
     }
 
+    /// `GET /bucket`: the buckets the holder of `token` may see, as Storage
+    /// lists them (every bucket, for the service role).
+    pub async fn list_buckets(&self, token: &str) -> Result<Value> {
+        let request = self
+            .http
+            .get(format!("{}/bucket", self.base_url))
+            .header("apikey", &self.apikey)
+            .bearer_auth(token);
+        let (status, body) = send(request).await?;
+        if status != 200 {
+            return Err(error_from_storage(status, &body));
+        }
+        serde_json::from_str(&body)
+            .map_err(|e| ApiError::Internal(format!("storage bucket list returned {e}")))
+    }
+
     /// A URL anyone can download `bucket/path` from for `expires_in` seconds.
     pub async fn create_signed_url(
         &self,
