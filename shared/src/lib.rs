@@ -9,6 +9,7 @@
 //! - provider clients (Resend, Twilio, Klaviyo, Slack, Stripe) with retries ([`providers`]);
 //! - submitting recorded refunds to Stripe ([`refunds`]);
 //! - one format for money and labels in messages and documents ([`format`]);
+//! - the safe template language messages are written in ([`template`]);
 //! - the endpoint contract: one declaration per function, one copy of the
 //!   request handling ([`Endpoint`], [`endpoint::handle`]);
 //! - webhook signature checks ([`webhooks`]) and signed links ([`signed_link`]);
@@ -27,6 +28,7 @@ pub mod providers;
 pub mod refunds;
 pub mod signed_link;
 mod storage;
+pub mod template;
 mod validate;
 pub mod webhooks;
 

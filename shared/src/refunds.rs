@@ -131,6 +131,59 @@ pub async fn submit(
     })
 }
 
+/// The outbox's `stripe` channel: a refund process-return could not complete
+/// at once, queued with `{"refund_id", "return_id", "ra_number"}`. It is
+/// submitted with the refund's own idempotency key (so never twice), unless it
+/// has been completed or failed since. Stripe's refund id on success.
+pub async fn deliver_queued(
+    payload: &Value,
+    config: &crate::Config,
+    clock: &dyn Clock,
+) -> std::result::Result<String, SendError> {
+    let text = |k: &str| payload.get(k).and_then(Value::as_str).unwrap_or("");
+    let refund_id = text("refund_id");
+    let key = config
+        .service_role_key
+        .as_deref()
+        .ok_or_else(|| SendError::transient("SUPABASE_SERVICE_ROLE_KEY is not set"))?;
+    let state = config
+        .rest
+        .rpc("refund_state", &json!({ "refund_id": refund_id }), key)
+        .await
+        .map_err(|e| SendError::transient(format!("reading refund {refund_id}: {}", e.code())))?;
+    let state = RefundState::from_json(&state)
+        .ok_or_else(|| SendError::permanent(format!("no refund {refund_id}")))?;
+    if state.has_failed() {
+        return Err(SendError::permanent(format!(
+            "the refund is {}: {}",
+            state.status,
+            state.last_error.as_deref().unwrap_or("")
+        )));
+    }
+    if !state.needs_submitting() {
+        return Ok(state.stripe_refund_id.unwrap_or_default());
+    }
+    let submitted = submit(
+        &state,
+        text("return_id"),
+        text("ra_number"),
+        config.providers.stripe.as_ref(),
+        &config.rest,
+        key,
+        clock,
+    )
+    .await
+    .map_err(|e| SendError::transient(format!("recording refund {refund_id}: {}", e.code())))?;
+    match submitted.stripe {
+        Ok(_) if submitted.recorded.has_failed() => Err(SendError::permanent(format!(
+            "Stripe reports the refund {}",
+            submitted.recorded.status
+        ))),
+        Ok(r) => Ok(r.id),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,16 +1,18 @@
 //! `dispatch-notifications`: delivers the notification outbox. Not a user
 //! endpoint: it answers only the service-role key or the dispatch secret.
 //!
-//! Each call claims due rows under a lease (`claim_notifications`), renders
-//! them, sends them through the providers (the outbox row id is the provider
-//! idempotency key) and records the batch's outcomes in one call
+//! Each call claims due rows under a lease (`claim_notifications`), fetches
+//! the templates the batch needs in one call (`message_templates_for`: the
+//! tenant's own, else the default), renders each row, hands it to its
+//! channel's handler ([`channels::CHANNELS`]; the outbox row id is the
+//! provider idempotency key) and records the batch's outcomes in one call
 //! (`record_notification_outcomes`), batch after batch until nothing is due or
 //! [`TIME_BUDGET_SECS`] have passed. It is called every minute by pg_cron and
 //! right after a function writes outbox rows.
 //!
-//! Rows on the `stripe` channel are refunds process-return could not complete
-//! at once; they are submitted to Stripe with the refund's own idempotency key
-//! ([`deliver_refund`]).
+//! It knows no domain: messages are `message_templates` rows, and a channel
+//! that is not a message (`stripe`: a refund to submit) is a handler
+//! registered like the others.
 //!
 //! Request (`POST /functions/v1/dispatch-notifications`, `Authorization: Bearer <service role key>`
 //! or `x-dispatch-secret: <secret>`), body optional:
@@ -22,18 +24,18 @@
 //! {"claimed": 12, "sent": 10, "retrying": 1, "dead": 1}
 //! ```
 
-pub mod templates;
+pub mod channels;
+
+use std::collections::HashMap;
 
 use futures::StreamExt;
-use shared::providers::{resend::Email, Clock, SendError};
-use shared::refunds::{submit, RefundState};
+use shared::providers::{Clock, SendError};
 use shared::serde_json::{json, Value};
-use shared::utc_day;
 use shared::{
     ApiError, Auth, Config, Ctx, DecimalRule, Endpoint, Request, Response, Result, Validator,
 };
 
-use templates::{render, sender, Message};
+use channels::{channel, render, Parts};
 
 /// A call stops claiming new batches after this long.
 pub const TIME_BUDGET_SECS: i64 = 20;
@@ -44,6 +46,7 @@ pub const CONCURRENCY: usize = 32;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notification {
     pub id: String,
+    pub tenant_id: String,
     pub lease_id: String,
     pub channel: String,
     pub template: String,
@@ -58,6 +61,7 @@ impl Notification {
         let s = |k: &str| row.get(k).and_then(Value::as_str).map(str::to_owned);
         Some(Notification {
             id: s("id")?,
+            tenant_id: s("tenant_id").unwrap_or_default(),
             lease_id: s("lease_id")?,
             channel: s("channel")?,
             template: s("template")?,
@@ -104,70 +108,78 @@ pub fn validate(req: &Request) -> Result<DispatchInput> {
     })
 }
 
-/// Sends one notification; the provider's message id on success.
+/// Sends one notification with its template's parts (for a channel that
+/// renders); the provider's message id on success.
 pub async fn deliver(
     n: &Notification,
+    parts: Option<&Parts>,
     config: &Config,
     clock: &dyn Clock,
 ) -> std::result::Result<String, SendError> {
-    if n.channel == "stripe" {
-        return deliver_refund(n, config, clock).await;
+    let Some(handler) = channel(&n.channel) else {
+        // Added to notification_channels before a dispatcher that handles it
+        // was deployed: the row waits, and dies only after its attempts.
+        return Err(SendError::transient(format!(
+            "no handler for channel {:?} in this dispatcher",
+            n.channel
+        )));
+    };
+    let message = if handler.renders {
+        let parts = parts.ok_or_else(|| {
+            SendError::permanent(format!(
+                "no template {:?} for channel {:?}",
+                n.template, n.channel
+            ))
+        })?;
+        let payload = with_signed_links(&n.payload, config).await?;
+        Some(render(parts, &n.channel, &payload).map_err(SendError::permanent)?)
+    } else {
+        None
+    };
+    (handler.deliver)(n, message, config, clock).await
+}
+
+/// The templates a batch needs, in one call: by (tenant, key, channel).
+pub async fn templates_for(
+    rows: &[Notification],
+    config: &Config,
+    key: &str,
+) -> Result<HashMap<(String, String, String), Parts>> {
+    let mut wanted: Vec<(String, String, String)> = rows
+        .iter()
+        .filter(|n| channel(&n.channel).is_some_and(|c| c.renders))
+        .map(|n| (n.tenant_id.clone(), n.template.clone(), n.channel.clone()))
+        .collect();
+    wanted.sort();
+    wanted.dedup();
+    if wanted.is_empty() {
+        return Ok(HashMap::new());
     }
-    let payload = with_signed_links(&n.payload, config).await?;
-    let message = render(&n.template, &n.channel, &payload).map_err(SendError::permanent)?;
-    match message {
-        Message::Email(m) => {
-            let to = n
-                .recipient
-                .clone()
-                .ok_or_else(|| SendError::permanent("the client has no email address"))?;
-            let resend =
-                config.providers.resend.as_ref().ok_or_else(|| {
-                    SendError::transient("email is not configured (RESEND_API_KEY)")
-                })?;
-            let from = config
-                .providers
-                .email_from
-                .as_deref()
-                .ok_or_else(|| SendError::transient("email is not configured (EMAIL_FROM)"))?;
-            let email = Email {
-                from: sender(&m.sender_name, from),
-                to: vec![to],
-                subject: m.subject,
-                html: Some(m.html),
-                text: Some(m.text),
-                reply_to: None,
-            };
-            resend.send(&email, &n.id, clock).await
-        }
-        Message::Sms(body) => {
-            let to = n
-                .recipient
-                .clone()
-                .ok_or_else(|| SendError::permanent("the client has no phone number"))?;
-            let twilio = config
-                .providers
-                .twilio
-                .as_ref()
-                .ok_or_else(|| SendError::transient("SMS is not configured (TWILIO_*)"))?;
-            // An earlier attempt may have reached Twilio before it failed.
-            let since = (n.attempts > 1).then(|| {
-                n.created_at
-                    .get(..10)
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| utc_day(clock.now_unix_secs()))
-            });
-            twilio.send_sms(&to, &body, since.as_deref(), clock).await
-        }
-        Message::Slack(text) => {
-            let slack = config.providers.slack.as_ref().ok_or_else(|| {
-                SendError::transient("Slack is not configured (SLACK_WEBHOOK_URL)")
-            })?;
-            slack.post(&text, None, clock).await?;
-            // Slack's webhook answers `ok` with no id; the row's id is the message's.
-            Ok(format!("slack:{}", n.id))
-        }
+    let requests: Vec<Value> = wanted
+        .iter()
+        .map(|(t, k, c)| json!({"tenant_id": t, "key": k, "channel": c}))
+        .collect();
+    #[derive(shared::serde::Deserialize)]
+    #[serde(crate = "shared::serde")]
+    struct Found {
+        found: bool,
+        #[serde(flatten)]
+        parts: Parts,
     }
+    let found: Vec<Found> = config
+        .rest
+        .rpc_as(
+            "message_templates_for",
+            &json!({ "requests": requests }),
+            key,
+        )
+        .await?;
+    Ok(wanted
+        .into_iter()
+        .zip(found)
+        .filter(|(_, f)| f.found)
+        .map(|(w, f)| (w, f.parts))
+        .collect())
 }
 
 /// Longest a link signed for a message may live.
@@ -217,58 +229,6 @@ pub async fn with_signed_links(
     Ok(out)
 }
 
-/// A refund process-return could not complete: submitted to Stripe with the
-/// refund's own idempotency key (so never twice), unless it has been
-/// completed or failed since. Stripe's refund id on success.
-pub async fn deliver_refund(
-    n: &Notification,
-    config: &Config,
-    clock: &dyn Clock,
-) -> std::result::Result<String, SendError> {
-    let text = |k: &str| n.payload.get(k).and_then(Value::as_str).unwrap_or("");
-    let refund_id = text("refund_id");
-    let key = config
-        .service_role_key
-        .as_deref()
-        .ok_or_else(|| SendError::transient("SUPABASE_SERVICE_ROLE_KEY is not set"))?;
-    let state = config
-        .rest
-        .rpc("refund_state", &json!({ "refund_id": refund_id }), key)
-        .await
-        .map_err(|e| SendError::transient(format!("reading refund {refund_id}: {}", e.code())))?;
-    let state = RefundState::from_json(&state)
-        .ok_or_else(|| SendError::permanent(format!("no refund {refund_id}")))?;
-    if state.has_failed() {
-        return Err(SendError::permanent(format!(
-            "the refund is {}: {}",
-            state.status,
-            state.last_error.as_deref().unwrap_or("")
-        )));
-    }
-    if !state.needs_submitting() {
-        return Ok(state.stripe_refund_id.unwrap_or_default());
-    }
-    let submitted = submit(
-        &state,
-        text("return_id"),
-        text("ra_number"),
-        config.providers.stripe.as_ref(),
-        &config.rest,
-        key,
-        clock,
-    )
-    .await
-    .map_err(|e| SendError::transient(format!("recording refund {refund_id}: {}", e.code())))?;
-    match submitted.stripe {
-        Ok(_) if submitted.recorded.has_failed() => Err(SendError::permanent(format!(
-            "Stripe reports the refund {}",
-            submitted.recorded.status
-        ))),
-        Ok(r) => Ok(r.id),
-        Err(e) => Err(e),
-    }
-}
-
 /// A failed attempt, as `record_notification_outcomes` takes it.
 pub fn failure(n: &Notification, err: &SendError) -> Value {
     json!({
@@ -312,9 +272,12 @@ pub async fn run(input: DispatchInput, config: &Config, clock: &dyn Clock) -> Re
             .map(|a| a.iter().filter_map(Notification::from_row).collect())
             .unwrap_or_default();
         summary.claimed += rows.len() as u64;
+        let templates = &templates_for(&rows, config, key).await?;
         let outcomes: Vec<Value> = futures::stream::iter(rows.iter())
             .map(|n| async move {
-                match deliver(n, config, clock).await {
+                let parts =
+                    templates.get(&(n.tenant_id.clone(), n.template.clone(), n.channel.clone()));
+                match deliver(n, parts, config, clock).await {
                     Ok(message_id) => json!({"id": n.id, "provider_message_id": message_id}),
                     Err(err) => failure(n, &err),
                 }
@@ -505,6 +468,7 @@ mod tests {
             json!({"business_name":"B","order_number":"WO-1","total_amount":1,"items":[]});
         let n = |channel: &str, recipient: Option<&str>| Notification {
             id: "n".into(),
+            tenant_id: "t".into(),
             lease_id: "l".into(),
             channel: channel.into(),
             template: "order_confirmation".into(),
@@ -514,7 +478,15 @@ mod tests {
             created_at: String::new(),
         };
         let c = config(&[]);
-        let run = |n: Notification| futures::executor::block_on(deliver(&n, &c, &Now)).unwrap_err();
+        let parts = |channel: &str| channels::Parts {
+            subject: (channel == "email").then(|| "Order {{order_number}}".into()),
+            html: (channel == "email").then(|| "<p>{{business_name}}</p>".into()),
+            body: Some("{{order_number}}, total {{total_amount | money}}".into()),
+        };
+        let run = |n: Notification| {
+            let p = parts(&n.channel);
+            futures::executor::block_on(deliver(&n, Some(&p), &c, &Now)).unwrap_err()
+        };
         assert_eq!(
             run(n("email", None)),
             SendError::permanent("the client has no email address")
@@ -527,6 +499,16 @@ mod tests {
             !run(n("email", Some("a@b.test"))).is_permanent(),
             "unconfigured email waits"
         );
-        assert!(run(n("fax", Some("x"))).is_permanent());
+        assert!(
+            !run(n("fax", Some("x"))).is_permanent(),
+            "a channel without a handler waits for one"
+        );
+        let no_template =
+            futures::executor::block_on(deliver(&n("sms", Some("+1")), None, &c, &Now))
+                .unwrap_err();
+        assert_eq!(
+            no_template,
+            SendError::permanent("no template \"order_confirmation\" for channel \"sms\"")
+        );
     }
 }
