@@ -112,5 +112,34 @@ select is(
   null, format('%s: anon has no privileges', t))
 from tenant_tables tt;
 
+
+-- Grants on tenancy and catalogue (anon has none anywhere: 02_grants).
+reset role;
+select table_privs_are('public', t, 'authenticated', privs,
+  format('authenticated may %s on %s', array_to_string(privs, ', '), t))
+from (values
+  ('tenants', array['SELECT']),
+  ('tenant_users', array['SELECT']),
+  ('products', array['SELECT', 'INSERT', 'UPDATE', 'DELETE']),
+  ('warehouses', array['SELECT', 'INSERT', 'UPDATE', 'DELETE']),
+  ('wholesale_inventory', array['SELECT', 'INSERT', 'UPDATE', 'DELETE']),
+  ('wholesale_clients', array['SELECT', 'DELETE'])) v(t, privs);
+-- A client's balance is written only by the RPCs that move money; its credit
+-- columns are granted, and private.guard_client_write keeps them to admins.
+select column_privs_are('public', 'wholesale_clients', c, 'authenticated', privs,
+  format('authenticated may %s wholesale_clients.%s', array_to_string(privs, ', '), c))
+from (values
+  ('id', array['SELECT', 'INSERT']),
+  ('tenant_id', array['SELECT', 'INSERT']),
+  ('name', array['SELECT', 'INSERT', 'UPDATE']),
+  ('email', array['SELECT', 'INSERT', 'UPDATE']),
+  ('phone', array['SELECT', 'INSERT', 'UPDATE']),
+  ('address', array['SELECT', 'INSERT', 'UPDATE']),
+  ('payment_terms', array['SELECT', 'INSERT', 'UPDATE']),
+  ('credit_limit', array['SELECT', 'INSERT', 'UPDATE']),
+  ('status', array['SELECT', 'INSERT', 'UPDATE']),
+  ('current_balance', array['SELECT']),
+  ('created_at', array['SELECT'])) v(c, privs);
+
 select * from finish();
 rollback;

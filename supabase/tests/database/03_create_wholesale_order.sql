@@ -109,5 +109,41 @@ select tests.act_as_owner();
 update public.idempotency_keys set expires_at = now() - interval '1 second' where key = 'key-1';
 select is(public.purge_expired_idempotency_keys(), 2, 'expired keys are purged');
 
+
+-- Grants on orders (anon has none anywhere: 02_grants).
+reset role;
+select table_privs_are('public', t, 'authenticated', privs,
+  format('authenticated may %s on %s', array_to_string(privs, ', '), t))
+from (values
+  ('wholesale_orders', array['SELECT']),
+  ('wholesale_order_items', array['SELECT']),
+  ('wholesale_order_allocations', array['SELECT']),
+  ('deliveries', array['SELECT']),
+  ('inventory_alerts', array['SELECT', 'UPDATE']),
+  ('idempotency_keys', array[]::text[]),
+  ('audit_log', array['SELECT']),
+  ('document_counters', array[]::text[])) v(t, privs);
+-- A delivery stays with its order and tenant; members move it along.
+select column_privs_are('public', 'deliveries', c, 'authenticated', privs,
+  format('authenticated may %s deliveries.%s', array_to_string(privs, ', '), c))
+from (values
+  ('status', array['SELECT', 'UPDATE']),
+  ('scheduled_for', array['SELECT', 'UPDATE']),
+  ('address', array['SELECT', 'UPDATE']),
+  ('id', array['SELECT']),
+  ('tenant_id', array['SELECT']),
+  ('order_id', array['SELECT']),
+  ('delivery_method', array['SELECT']),
+  ('created_at', array['SELECT'])) v(c, privs);
+
+select function_privs_are('public', 'create_wholesale_order', array['jsonb', 'text'], 'anon', array[]::text[],
+  'anon cannot call create_wholesale_order');
+select function_privs_are('public', 'create_wholesale_order', array['jsonb', 'text'], 'authenticated', array['EXECUTE'],
+  'authenticated can call create_wholesale_order');
+select function_privs_are('public', 'purge_expired_idempotency_keys', array[]::text[], 'authenticated', array[]::text[],
+  'authenticated cannot purge idempotency keys');
+select function_privs_are('public', 'purge_expired_idempotency_keys', array[]::text[], 'service_role', array['EXECUTE'],
+  'service_role can purge idempotency keys');
+
 select * from finish();
 rollback;

@@ -169,5 +169,14 @@ select ok(public.purge_expired_admissions() >= 1, 'purge removes expired and spe
 select is((select count(*) from private.admissions where expires_at < now() or uses_left = 0), 0::bigint,
   'none are left');
 
+
+-- Grants on rate limits (anon has none anywhere: 02_grants).
+reset role;
+select table_privs_are('public', t, 'authenticated', privs,
+  format('authenticated may %s on %s', array_to_string(privs, ', '), t))
+from (values
+  ('rate_limit_policies', array['SELECT']),
+  ('rate_limit_buckets', array[]::text[])) v(t, privs);
+
 select * from finish();
 rollback;

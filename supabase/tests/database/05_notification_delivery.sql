@@ -114,5 +114,13 @@ select is(array(select status || ':' || coalesce(provider_message_id, last_error
                 where id::text like '6b000000%' order by id),
   array['sent:p-1', 'dead:21211', 'pending:503'], 'and the rows say so');
 
+
+-- Grants on the outbox (anon has none anywhere: 02_grants).
+reset role;
+select table_privs_are('public', t, 'authenticated', privs,
+  format('authenticated may %s on %s', array_to_string(privs, ', '), t))
+from (values
+  ('notification_outbox', array['SELECT'])) v(t, privs);
+
 select * from finish();
 rollback;

@@ -156,5 +156,24 @@ select lives_ok($$update public.purchase_orders set status = 'confirmed' where s
 select tests.act_as('0b000000-0000-4000-8000-000000000001');
 select is((select count(*) from public.purchase_orders), 0::bigint, 'B sees none of A''s POs');
 
+
+-- Grants on purchase orders (anon has none anywhere: 02_grants).
+reset role;
+select table_privs_are('public', t, 'authenticated', privs,
+  format('authenticated may %s on %s', array_to_string(privs, ', '), t))
+from (values
+  ('suppliers', array['SELECT', 'INSERT', 'UPDATE', 'DELETE']),
+  ('purchase_orders', array['SELECT']),
+  ('purchase_order_items', array['SELECT'])) v(t, privs);
+select column_privs_are('public', 'purchase_orders', 'status', 'authenticated', array['SELECT', 'UPDATE'],
+  'members may update a PO''s status');
+select column_privs_are('public', 'purchase_orders', 'total_amount', 'authenticated', array['SELECT'],
+  'members may not update a PO''s total');
+
+select function_privs_are('public', 'create_purchase_order', array['jsonb', 'text'], 'anon', array[]::text[],
+  'anon cannot call create_purchase_order');
+select function_privs_are('public', 'attach_purchase_order_pdf', array['uuid'], 'anon', array[]::text[],
+  'anon cannot call attach_purchase_order_pdf');
+
 select * from finish();
 rollback;

@@ -150,5 +150,23 @@ select tests.act_as('0b000000-0000-4000-8000-000000000001');
 select is((select count(*) from public.return_authorizations) + (select count(*) from public.refunds)
           + (select count(*) from public.return_items), 0::bigint, 'B sees none of A''s returns');
 
+
+-- Grants on returns (anon has none anywhere: 02_grants).
+reset role;
+select table_privs_are('public', t, 'authenticated', privs,
+  format('authenticated may %s on %s', array_to_string(privs, ', '), t))
+from (values
+  ('return_authorizations', array['SELECT']),
+  ('return_items', array['SELECT']),
+  ('refunds', array['SELECT'])) v(t, privs);
+select function_privs_are('public', 'process_return', array['jsonb', 'text'], 'anon', array[]::text[],
+  'anon cannot call process_return');
+select function_privs_are('public', 'record_refund_outcome', array['uuid', 'text', 'text', 'text', 'boolean'], r, privs,
+  format('%s may %s record_refund_outcome', r, coalesce(array_to_string(privs, ''), 'not call')))
+from (values ('anon', array[]::text[]), ('authenticated', array[]::text[]), ('service_role', array['EXECUTE'])) v(r, privs);
+select function_privs_are('public', 'refund_state', array['uuid'], r, privs,
+  format('%s may %s refund_state', r, coalesce(array_to_string(privs, ''), 'not call')))
+from (values ('anon', array[]::text[]), ('authenticated', array[]::text[]), ('service_role', array['EXECUTE'])) v(r, privs);
+
 select * from finish();
 rollback;
