@@ -505,4 +505,126 @@ mod tests {
         );
         assert!(as_service(&[("x-dispatch-secret", "d-secreT")]).is_err());
     }
+
+    /// A Stripe webhook receiver and a signed-link page, to prove the modes.
+    struct StripeHook;
+    impl Endpoint for StripeHook {
+        const NAME: &'static str = "stripe-hook";
+        const AUTH: Auth = Auth::Webhook {
+            scheme: Scheme::Stripe,
+            secrets_var: "STRIPE_WEBHOOK_SECRET",
+        };
+        type Input = Value;
+        fn input(req: &Request, _: i64) -> Result<Value> {
+            req.json_object()
+        }
+        async fn run(input: Value, ctx: &Ctx<'_>) -> Result<Response> {
+            assert_eq!(ctx.principal, Principal::Webhook);
+            Ok(Response::json(200, &json!({"received": input["type"]})))
+        }
+    }
+
+    struct Unsubscribe;
+    impl Endpoint for Unsubscribe {
+        const NAME: &'static str = "unsubscribe";
+        const METHODS: &'static [&'static str] = &["GET"];
+        const AUTH: Auth = Auth::SignedLink {
+            purpose: "unsubscribe",
+            secrets_var: "LINK_SECRET",
+        };
+        type Input = ();
+        fn input(_: &Request, _: i64) -> Result<()> {
+            Ok(())
+        }
+        async fn run(_: (), ctx: &Ctx<'_>) -> Result<Response> {
+            let Principal::Link(link) = &ctx.principal else {
+                unreachable!("the kit admitted only a link")
+            };
+            Ok(Response::html(
+                200,
+                format!("<p>{} unsubscribed</p>", link.subject),
+            ))
+        }
+    }
+
+    fn stripe_signature(secret: &str, t: i64, body: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(format!("{t}.{body}").as_bytes());
+        let hex: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("t={t},v1={hex}")
+    }
+
+    #[test]
+    fn a_webhook_is_verified_over_the_raw_body_before_it_is_parsed() {
+        // Rotation: the new secret and the old one are both accepted.
+        let c = config(&[("STRIPE_WEBHOOK_SECRET", "whsec_new,whsec_old")]);
+        let body = r#"{"type":"charge.refunded"}"#;
+        let hook = |sig: &str, body: &str| {
+            call::<StripeHook>(req("POST", &[("stripe-signature", sig)], body), c).0
+        };
+        for secret in ["whsec_new", "whsec_old"] {
+            let ok = hook(&stripe_signature(secret, NOW, body), body).unwrap();
+            assert_eq!(ok.text(), r#"{"received":"charge.refunded"}"#);
+        }
+        let forged = hook(&stripe_signature("whsec_guess", NOW, body), body).unwrap_err();
+        assert_eq!(forged.status(), 401);
+        // A body that is not JSON but is signed reaches parsing (400); an
+        // unsigned one never does (401).
+        assert_eq!(
+            hook(&stripe_signature("whsec_new", NOW, "{"), "{")
+                .unwrap_err()
+                .status(),
+            400
+        );
+        assert_eq!(hook("t=1,v1=00", "{").unwrap_err().status(), 401);
+        let stale = hook(&stripe_signature("whsec_new", NOW - 3600, body), body).unwrap_err();
+        assert_eq!(stale.status(), 401);
+        // Not configured: the platform's problem, not the sender's.
+        let bare = config(&[]);
+        let e = call::<StripeHook>(
+            req("POST", &[("stripe-signature", "t=1,v1=00")], body),
+            bare,
+        )
+        .0
+        .unwrap_err();
+        // 503, so the provider retries; the variable is named in the log only.
+        assert_eq!(e.status(), 503);
+        assert!(e.log_cause().unwrap().contains("STRIPE_WEBHOOK_SECRET"));
+    }
+
+    #[test]
+    fn a_signed_link_opens_only_its_purpose_until_it_expires() {
+        let c = config(&[("LINK_SECRET", "link-key-2, link-key-1")]);
+        let open = |token: &str| {
+            let mut r = req("GET", &[], "");
+            r.query = format!("token={token}");
+            call::<Unsubscribe>(r, c).0
+        };
+        let old_key =
+            signed_link::sign(b"link-key-1", "unsubscribe", "c@x.test", NOW + 60).unwrap();
+        let page = open(&old_key).unwrap();
+        assert_eq!(
+            page.header("content-type"),
+            Some("text/html; charset=utf-8")
+        );
+        assert_eq!(page.text(), "<p>c@x.test unsubscribed</p>");
+        let other =
+            signed_link::sign(b"link-key-2", "recall_response", "c@x.test", NOW + 60).unwrap();
+        assert_eq!(open(&other).unwrap_err().status(), 401);
+        let expired = signed_link::sign(b"link-key-2", "unsubscribe", "c@x.test", NOW - 1).unwrap();
+        assert_eq!(open(&expired).unwrap_err().status(), 401);
+        let foreign =
+            signed_link::sign(b"someone-else", "unsubscribe", "c@x.test", NOW + 60).unwrap();
+        assert_eq!(open(&foreign).unwrap_err().status(), 401);
+        let e = call::<Unsubscribe>(req("GET", &[], ""), c).0.unwrap_err();
+        assert_eq!(
+            (e.status(), e.message()),
+            (401, "the link has no token".to_owned())
+        );
+    }
 }
