@@ -36,21 +36,24 @@ Deno.test("health answers anyone with every check, in the seed's shape", async (
   assert.deepEqual((await bad.json()).status, "healthy");
 });
 
-Deno.test("health serves GET only, with CORS for GET", async () => {
+Deno.test("health serves GET and HEAD only, with CORS for them", async () => {
   const pre = await fetch(`${url}/functions/v1/health`, { method: "OPTIONS" });
   await pre.body?.cancel();
   assert.deepEqual(pre.status, 204);
   assert.deepEqual(
     pre.headers.get("access-control-allow-methods"),
-    "GET, OPTIONS",
+    "GET, HEAD, OPTIONS",
   );
   const post = await fetch(`${url}/functions/v1/health`, {
     method: "POST",
     body: "{}",
   });
   assert.deepEqual(post.status, 405);
-  assert.deepEqual(post.headers.get("allow"), "GET, OPTIONS");
+  assert.deepEqual(post.headers.get("allow"), "GET, HEAD, OPTIONS");
   assert.deepEqual((await post.json()).error.code, "METHOD_NOT_ALLOWED");
+  const head = await fetch(`${url}/functions/v1/health`, { method: "HEAD" });
+  assert.equal(head.status, 200);
+  assert.equal((await head.arrayBuffer()).byteLength, 0);
   const withBody = await fetch(`${url}/functions/v1/health`, {
     method: "GET",
     headers: { "content-length": "1" },

@@ -218,7 +218,11 @@ mod tests {
         let pages = page_count(&pdf);
         assert!((3..=4).contains(&pages), "{pages} pages");
         assert_eq!(text.matches("(Amount)").count(), pages, "a header per page");
-        assert_eq!(text.matches("continued").count(), pages - 1, "continuation headings");
+        assert_eq!(
+            text.matches("continued").count(),
+            pages - 1,
+            "continuation headings"
+        );
         assert!(text.contains(&format!("(Page {pages} of {pages})")));
         assert!(text.contains("(row 149)"));
     }

@@ -9,6 +9,7 @@
 //! | `POSTGREST_URL` | optional: the REST root, when it is not `$SUPABASE_URL/rest/v1` |
 //! | `SUPABASE_SERVICE_ROLE_KEY` | the dispatcher's key for the outbox RPCs |
 //! | `DISPATCH_SECRET` | optional shared secret that may call dispatch-notifications |
+//! | `PUBLIC_FUNCTIONS_URL` | optional: the functions' public root, when callers reach them elsewhere than `$SUPABASE_URL/functions/v1` (a custom domain); Twilio signs it |
 //! | `RESEND_API_KEY`, `RESEND_BASE_URL`, `EMAIL_FROM` | email |
 //! | `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`, `TWILIO_PHONE_NUMBER`, `TWILIO_BASE_URL` | SMS |
 //! | `KLAVIYO_API_KEY`, `KLAVIYO_BASE_URL`, `KLAVIYO_REVISION` | marketing events and profiles |
@@ -60,6 +61,10 @@ pub struct Config {
     pub storage: StorageClient,
     /// `$SUPABASE_URL/functions/v1`, for one function to call another.
     pub functions_url: String,
+    /// The functions' public root as callers see it (`PUBLIC_FUNCTIONS_URL`,
+    /// else `functions_url`): what a provider that signs the URL it called
+    /// (Twilio) signed, behind a custom domain too.
+    pub public_functions_url: String,
     pub service_role_key: Option<String>,
     pub dispatch_secret: Option<String>,
     pub providers: Providers,
@@ -179,6 +184,9 @@ impl Config {
             storage: StorageClient::new(&format!("{url}/storage/v1"), anon),
             jwt: JwtVerifier::new(get("SUPABASE_JWKS"), get("JWT_SECRET"))?,
             functions_url: format!("{url}/functions/v1"),
+            public_functions_url: get("PUBLIC_FUNCTIONS_URL")
+                .map(|u| u.trim_end_matches('/').to_owned())
+                .unwrap_or_else(|| format!("{url}/functions/v1")),
             service_role_key: get("SUPABASE_SERVICE_ROLE_KEY").map(str::to_owned),
             dispatch_secret: get("DISPATCH_SECRET").map(str::to_owned),
             providers,

@@ -287,7 +287,7 @@ fn link(
 
 /// The URL a provider signed: the public functions URL, the path and the query.
 fn public_url(config: &Config, name: &str, req: &Request) -> String {
-    let mut url = format!("{}/{name}{}", config.functions_url, req.path);
+    let mut url = format!("{}/{name}{}", config.public_functions_url, req.path);
     if !req.query.is_empty() {
         url.push('?');
         url.push_str(&req.query);
@@ -626,5 +626,51 @@ mod tests {
             (e.status(), e.message()),
             (401, "the link has no token".to_owned())
         );
+    }
+
+    struct TwilioStatus;
+    impl Endpoint for TwilioStatus {
+        const NAME: &'static str = "twilio-status";
+        const AUTH: Auth = Auth::Webhook {
+            scheme: Scheme::Twilio,
+            secrets_var: "TWILIO_AUTH_TOKEN",
+        };
+        type Input = ();
+        fn input(_: &Request, _: i64) -> Result<()> {
+            Ok(())
+        }
+        async fn run(_: (), _: &Ctx<'_>) -> Result<Response> {
+            Ok(Response::json(200, &json!({})))
+        }
+    }
+
+    #[test]
+    fn twilio_is_checked_against_the_public_url_it_called() {
+        use base64::engine::general_purpose::STANDARD;
+        let c = config(&[
+            ("TWILIO_AUTH_TOKEN", "12345"),
+            (
+                "PUBLIC_FUNCTIONS_URL",
+                "https://api.example.com/functions/v1/",
+            ),
+        ]);
+        let body = "MessageSid=SM1&MessageStatus=delivered";
+        let signed = "https://api.example.com/functions/v1/twilio-status/cb/?k=1MessageSidSM1MessageStatusdelivered";
+        let mut mac = Hmac::<sha1::Sha1>::new_from_slice(b"12345").unwrap();
+        mac.update(signed.as_bytes());
+        let sig = STANDARD.encode(mac.finalize().into_bytes());
+        let headers = [
+            ("x-twilio-signature", sig.as_str()),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ];
+        let mut r = req("POST", &headers, body);
+        // As the function sees it: the internal URL, with the trailing slash kept.
+        (r.path, r.query) = Request::locate(
+            "http://localhost:9000/twilio-status/cb/?k=1",
+            "twilio-status",
+        );
+        assert_eq!(call::<TwilioStatus>(r.clone(), c).0.unwrap().status, 200);
+        r.path = "/cb".into();
+        assert_eq!(call::<TwilioStatus>(r, c).0.unwrap_err().status(), 401);
     }
 }

@@ -44,7 +44,8 @@ impl Request {
             Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
             _ => path,
         };
-        let below = below.trim_end_matches('/');
+        // Kept as sent (a trailing slash too): a provider signs the URL it called.
+        let below = if below == "/" { "" } else { below };
         (
             below.to_owned(),
             query.split('#').next().unwrap_or("").to_owned(),
@@ -135,6 +136,25 @@ impl Request {
                 "must be 1 to 255 visible ASCII characters",
             ))
         }
+    }
+}
+
+/// A validated JSON body and the request's `Idempotency-Key`, checked in that
+/// order: the key's header first (400 on a malformed key), then the body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Keyed<T> {
+    pub input: T,
+    pub idempotency_key: Option<String>,
+}
+
+impl<T> Keyed<T> {
+    pub fn read(req: &Request, validate: impl FnOnce(&Value) -> Result<T>) -> Result<Self> {
+        let idempotency_key = req.idempotency_key()?;
+        let input = validate(&req.json_object()?)?;
+        Ok(Keyed {
+            input,
+            idempotency_key,
+        })
     }
 }
 
@@ -334,6 +354,22 @@ mod tests {
     }
 
     #[test]
+    fn the_idempotency_key_is_checked_before_the_body() {
+        let bad_both = req("POST", &[("Idempotency-Key", "has space")], "{");
+        let e = Keyed::read(&bad_both, |_| Ok(())).unwrap_err();
+        assert_eq!(
+            e.details()["Idempotency-Key"],
+            "must be 1 to 255 visible ASCII characters"
+        );
+        let ok = req("POST", &[("Idempotency-Key", "k-1")], r#"{"a":1}"#);
+        let keyed = Keyed::read(&ok, |v| Ok(v["a"].clone())).unwrap();
+        assert_eq!(
+            (keyed.input, keyed.idempotency_key.as_deref()),
+            (serde_json::json!(1), Some("k-1"))
+        );
+    }
+
+    #[test]
     fn wire_shape() {
         let r = Response::json(201, &serde_json::json!({"ok": true}));
         let headers: Value = serde_json::from_str(&r.headers_json()).unwrap();
@@ -362,6 +398,7 @@ mod tests {
                 "code=a&state=b",
             ),
             ("http://h/oauth-shopify/callback?x=1", "/callback", "x=1"),
+            ("http://h/oauth-shopify/callback/?x=1", "/callback/", "x=1"),
             ("http://h/functions/v1/oauth-shopify", "", ""),
             ("http://h/functions/v1/oauth-shopify/", "", ""),
             ("/oauth-shopify?q=%20a", "", "q=%20a"),

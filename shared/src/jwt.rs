@@ -117,6 +117,16 @@ impl JwtVerifier {
         })
     }
 
+    /// In wasm, starts importing the public keys into WebCrypto at cold start.
+    #[cfg(target_arch = "wasm32")]
+    pub fn preload(&self) {
+        for key in &self.keys {
+            if let KeyKind::Es256(k) | KeyKind::Rs256(k) = &key.kind {
+                k.preload();
+            }
+        }
+    }
+
     /// Verifies signature, `exp` and `nbf` at `now` (seconds since the epoch).
     pub async fn verify(&self, token: &str, now: i64) -> Result<Claims> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
@@ -360,6 +370,8 @@ mod backend {
     thread_local! {
         /// Imported keys by their JWK text; the promise resolves to the CryptoKey.
         static IMPORTED: RefCell<HashMap<String, Promise>> = RefCell::new(HashMap::new());
+        /// Keys whose import failed, already logged.
+        static FAILED: RefCell<std::collections::HashSet<String>> = RefCell::default();
     }
 
     /// A public key as a JWK, with the WebCrypto algorithm that verifies with it.
@@ -419,6 +431,19 @@ mod backend {
             Some(promise)
         }
 
+        /// Starts importing the key now (at cold start), so the first
+        /// request does not wait for it and a bad key is logged at once.
+        pub fn preload(&self) {
+            if let Some(import) = self.imported() {
+                let key = self.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    if JsFuture::from(import).await.is_err() {
+                        key.verify(b"", b"").await;
+                    }
+                });
+            }
+        }
+
         pub async fn verify(&self, signed: &[u8], signature: &[u8]) -> bool {
             let Some(import) = self.imported() else {
                 return false;
@@ -426,8 +451,12 @@ mod backend {
             let key = match JsFuture::from(import).await {
                 Ok(key) => key,
                 Err(e) => {
-                    crate::runtime::log_error(&format!("a JWKS key failed to import: {e:?}"));
-                    IMPORTED.with(|m| m.borrow_mut().remove(&self.jwk));
+                    // Kept, so every token for this key fails fast; said once.
+                    if FAILED.with(|f| f.borrow_mut().insert(self.jwk.clone())) {
+                        crate::runtime::log_error(&format!(
+                            "a SUPABASE_JWKS key cannot be imported, tokens it signed are refused: {e:?}"
+                        ));
+                    }
                     return false;
                 }
             };

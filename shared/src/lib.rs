@@ -39,11 +39,11 @@ pub use auth::{authenticate, Caller};
 pub use config::Config;
 pub use endpoint::{Auth, Ctx, Endpoint, Principal, Scheme};
 pub use error::{ApiError, RateLimit, Result};
-pub use http::{Request, Response, MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};
+pub use http::{Keyed, Request, Response, MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};
 pub use jwt::{Claims, JwtVerifier, LEEWAY_SECS};
 pub use postgrest::{
-    is_replay, notifications_queued, rpc_result, Counted, PostgrestClient, BUSY_RETRIES,
-    GATE_MAX_WAIT,
+    is_replay, notifications_queued, null_as_default, rpc_result, Counted, PostgrestClient,
+    BUSY_RETRIES, GATE_MAX_WAIT,
 };
 pub use storage::{error_from_storage, StorageClient};
 pub use validate::{

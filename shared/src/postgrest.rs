@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -248,6 +249,17 @@ pub fn rpc_result<T: DeserializeOwned>(function: &str, value: Value) -> Result<T
             "{function} returned an unexpected result ({e}): {value}"
         ))
     })
+}
+
+/// For serde, with `#[serde(default, deserialize_with = "shared::null_as_default")]`:
+/// a `null` in an RPC result reads as the type's default, as a missing field
+/// does (SQL's `jsonb_build_object` writes `null` for an empty subquery).
+pub fn null_as_default<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + serde::Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// Whether an RPC result is an idempotent replay (`"replayed": true`).

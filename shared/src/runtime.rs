@@ -146,6 +146,7 @@ pub fn configure(env_json: &str) -> std::result::Result<(), String> {
     let env: BTreeMap<String, String> =
         serde_json::from_str(env_json).map_err(|e| format!("env is not a JSON object: {e}"))?;
     let config: &'static Config = Box::leak(Box::new(Config::from_env(&env)?));
+    config.jwt.preload();
     CONFIG.with(|c| {
         let _ = c.set(config);
     });

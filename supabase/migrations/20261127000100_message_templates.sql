@@ -30,8 +30,13 @@
 
 create table if not exists public.notification_channels (
   name text primary key check (name ~ '^[a-z][a-z0-9_]{0,30}$'),
-  description text not null check (length(description) between 1 and 500)
+  description text not null check (length(description) between 1 and 500),
+  -- Whether a tenant may write its own templates for this channel. Messages
+  -- to a tenant's clients are the tenant's to word; messages to the platform's
+  -- operators (Slack) and non-messages (Stripe) are not.
+  tenant_editable boolean not null default false
 );
+alter table public.notification_channels add column if not exists tenant_editable boolean not null default false;
 alter table public.notification_channels enable row level security;
 drop policy if exists "Signed-in users can read the channels" on public.notification_channels;
 create policy "Signed-in users can read the channels" on public.notification_channels
@@ -41,11 +46,11 @@ revoke all on public.notification_channels from anon, authenticated;
 grant select on public.notification_channels to authenticated;
 grant all on public.notification_channels to service_role;
 
-insert into public.notification_channels (name, description) values
-  ('email', 'Email through Resend, to the row''s recipient address'),
-  ('sms', 'SMS through Twilio, to the row''s recipient phone number, one segment where possible'),
-  ('slack', 'A platform alert, to the operators'' Slack webhook (SLACK_WEBHOOK_URL)'),
-  ('stripe', 'A recorded refund still to submit to Stripe (process-return); no message template')
+insert into public.notification_channels (name, description, tenant_editable) values
+  ('email', 'Email through Resend, to the row''s recipient address', true),
+  ('sms', 'SMS through Twilio, to the row''s recipient phone number, one segment where possible', true),
+  ('slack', 'A platform alert, to the operators'' Slack webhook (SLACK_WEBHOOK_URL)', false),
+  ('stripe', 'A recorded refund still to submit to Stripe (process-return); no message template', false)
 on conflict do nothing;
 
 -- The outbox's channel list (last defined in 20261126001200_platform_alerts.sql
@@ -106,7 +111,10 @@ grant all on public.message_templates to service_role;
  * or deleted. A signed-in user (auth.uid() set) needs the admin role or a
  * higher one in the row's tenant: CEA03 (FORBIDDEN) otherwise. (RLS already
  * keeps them to their tenants' rows, and viewers out.) The service role and
- * the database owner are not users. An update stamps updated_at.
+ * the database owner are not users. A tenant's row on a channel tenants may
+ * not word (notification_channels.tenant_editable false: the operators' Slack
+ * alerts, Stripe) is refused for everyone: CE403 CHANNEL_NOT_EDITABLE. An
+ * update stamps updated_at.
  * security definer so it reads the caller's role whatever the caller may
  * read. Locks nothing.
  */
@@ -126,6 +134,14 @@ begin
   if (select auth.uid()) is not null then
     perform private.require_role(new.tenant_id, 'admin');
   end if;
+  -- (An unknown channel is left to the foreign key's 23503.)
+  if new.tenant_id is not null and exists (
+      select 1 from public.notification_channels c
+      where c.name = new.channel and not c.tenant_editable) then
+    perform private.raise_api_error(403, 'CHANNEL_NOT_EDITABLE',
+      'tenants cannot write templates for this channel',
+      jsonb_build_object('channel', new.channel));
+  end if;
   if tg_op = 'UPDATE' then
     new.updated_at := now();
   end if;
@@ -140,7 +156,8 @@ create trigger guard_template_write before insert or update or delete on public.
 
 /*
  * private.message_template(tenant, key, channel, locale): the template a
- * message is rendered from. The tenant's own row comes before the default;
+ * message is rendered from. The tenant's own row (on a channel tenants may
+ * word: notification_channels.tenant_editable) comes before the default;
  * within each, the requested locale (e.g. fr-CA) before its language (fr)
  * before 'en'. Null when there is none. Locks nothing; raises nothing.
  */
@@ -154,7 +171,9 @@ as $$
   from public.message_templates t
   where t.key = message_template.key
     and t.channel = message_template.channel
-    and (t.tenant_id = tenant or t.tenant_id is null)
+    and (t.tenant_id is null or (t.tenant_id = tenant and exists (
+      select 1 from public.notification_channels c
+      where c.name = t.channel and c.tenant_editable)))
     and t.locale in (message_template.locale, split_part(message_template.locale, '-', 1), 'en')
   order by t.tenant_id nulls last,
     case t.locale
@@ -171,9 +190,13 @@ grant execute on function private.message_template(uuid, text, text, text) to se
  * public.message_templates_for(requests): the dispatcher's one call per batch
  * for the templates its rows need. requests is a JSON array of
  * {"tenant_id", "key", "channel", "locale"?}; the answer has one element per
- * request, in order: {"key", "channel", "found", "subject", "html", "body"},
- * found false (and the parts null) where neither the tenant nor the default
- * has that template. Service role only. Locks nothing; raises nothing.
+ * request, in order: {"key", "channel", "found", "subject", "html", "body",
+ * "fallback"}, found false (and the parts null) where neither the tenant nor
+ * the default has that template. When the tenant's own template is chosen,
+ * "fallback" holds the default's parts ({"subject", "html", "body"}, or null
+ * without a default), which the dispatcher sends if the tenant's template
+ * cannot be rendered, rather than lose the message. Service role only. Locks
+ * nothing; raises nothing.
  */
 create or replace function public.message_templates_for(requests jsonb)
 returns jsonb
@@ -184,7 +207,11 @@ set search_path = ''
 as $$
   select coalesce(jsonb_agg(jsonb_build_object(
       'key', r.e ->> 'key', 'channel', r.e ->> 'channel', 'found', t.id is not null,
-      'subject', t.subject, 'html', t.html, 'body', t.body) order by r.n), '[]'::jsonb)
+      'subject', t.subject, 'html', t.html, 'body', t.body,
+      'fallback', (select jsonb_build_object('subject', d.subject, 'html', d.html, 'body', d.body)
+                   from private.message_template(null, r.e ->> 'key', r.e ->> 'channel',
+                     coalesce(r.e ->> 'locale', 'en')) d
+                   where t.tenant_id is not null and d.id is not null)) order by r.n), '[]'::jsonb)
   from jsonb_array_elements(case jsonb_typeof(requests) when 'array' then requests else '[]'::jsonb end)
        with ordinality as r(e, n)
   left join lateral private.message_template(

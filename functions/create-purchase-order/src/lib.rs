@@ -39,8 +39,8 @@ use std::collections::HashSet;
 use shared::serde::Deserialize;
 use shared::serde_json::{json, Value};
 use shared::{
-    json_number, utc_day, ApiError, Auth, Counted, Ctx, Decimal, DecimalRule, Endpoint, Request,
-    Response, Result, Uuid, Validator, DECIMAL_10_2_MAX,
+    json_number, utc_day, ApiError, Auth, Counted, Ctx, Decimal, DecimalRule, Endpoint, Keyed,
+    Request, Response, Result, Uuid, Validator, DECIMAL_10_2_MAX,
 };
 
 /// The name rate limits and capacity are kept under.
@@ -180,9 +180,9 @@ pub struct Created {
     pub po_id: String,
     pub po_number: String,
     pub pdf_path: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "shared::null_as_default")]
     pub pdf_attached: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "shared::null_as_default")]
     pub replayed: bool,
     #[serde(default)]
     pub document: Value,
@@ -237,21 +237,25 @@ pub struct CreatePurchaseOrder;
 impl Endpoint for CreatePurchaseOrder {
     const NAME: &'static str = FUNCTION_NAME;
     const AUTH: Auth = Auth::User;
-    type Input = PoInput;
+    type Input = Keyed<PoInput>;
 
-    fn input(req: &Request, now: i64) -> Result<PoInput> {
-        validate(&req.json_object()?, &utc_day(now))
+    fn input(req: &Request, now: i64) -> Result<Keyed<PoInput>> {
+        Keyed::read(req, |body| validate(body, &utc_day(now)))
     }
 
-    async fn run(input: PoInput, ctx: &Ctx<'_>) -> Result<Response> {
-        run(&input, ctx).await
+    async fn run(input: Keyed<PoInput>, ctx: &Ctx<'_>) -> Result<Response> {
+        run(&input.input, input.idempotency_key.as_deref(), ctx).await
     }
 }
 
 /// Creates the PO, then stores its PDF and queues the supplier's email. A
 /// repeat with the same key finishes whatever step failed.
-pub async fn run(input: &PoInput, ctx: &Ctx<'_>) -> Result<Response> {
-    let args = rpc_args(input, ctx.req.idempotency_key()?.as_deref());
+pub async fn run(
+    input: &PoInput,
+    idempotency_key: Option<&str>,
+    ctx: &Ctx<'_>,
+) -> Result<Response> {
+    let args = rpc_args(input, idempotency_key);
     let caller = ctx.caller()?;
     let token = &caller.token;
     let (rest, storage) = (&ctx.config.rest, &ctx.config.storage);
@@ -311,7 +315,7 @@ pub async fn run(input: &PoInput, ctx: &Ctx<'_>) -> Result<Response> {
 #[derive(Debug, Deserialize)]
 #[serde(crate = "shared::serde")]
 struct Attached {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "shared::null_as_default")]
     queued: u64,
 }
 
@@ -428,6 +432,13 @@ mod tests {
         ))
         .unwrap();
         assert!(c.pdf_attached && c.replayed);
+        // A null (an empty subquery in SQL) reads as false, as an absent field does.
+        let n = Created::from_rpc(&body(
+            r#"{"po_id":"p1","po_number":"PO-2026-000001","pdf_path":"t/p.pdf",
+                "pdf_attached":null,"replayed":null,"document":null}"#,
+        ))
+        .unwrap();
+        assert!(!n.pdf_attached && !n.replayed && n.document.is_null());
         let r = response(&c, "http://x/sign", Some(1.234));
         assert_eq!(r.status, 201);
         assert_eq!(

@@ -25,8 +25,8 @@ use std::collections::HashMap;
 use shared::serde::Deserialize;
 use shared::serde_json::{json, Map, Number, Value};
 use shared::{
-    json_number, Auth, Counted, Ctx, Decimal, DecimalRule, Endpoint, Request, Response, Result,
-    Uuid, Validator, DECIMAL_10_2_MAX,
+    json_number, Auth, Counted, Ctx, Decimal, DecimalRule, Endpoint, Keyed, Request, Response,
+    Result, Uuid, Validator, DECIMAL_10_2_MAX,
 };
 
 /// The name rate limits and capacity are kept under.
@@ -196,9 +196,9 @@ pub struct Placed {
     pub order_number: String,
     /// Kept as the database's text: `62.50` stays `62.50`.
     pub total_amount: Number,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "shared::null_as_default")]
     pub replayed: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "shared::null_as_default")]
     pub notifications_queued: u64,
 }
 
@@ -219,14 +219,15 @@ pub struct CreateWholesaleOrder;
 impl Endpoint for CreateWholesaleOrder {
     const NAME: &'static str = FUNCTION_NAME;
     const AUTH: Auth = Auth::User;
-    type Input = OrderInput;
+    type Input = Keyed<OrderInput>;
 
-    fn input(req: &Request, _now: i64) -> Result<OrderInput> {
-        validate(&req.json_object()?)
+    fn input(req: &Request, _now: i64) -> Result<Keyed<OrderInput>> {
+        Keyed::read(req, validate)
     }
 
-    async fn run(input: OrderInput, ctx: &Ctx<'_>) -> Result<Response> {
-        let args = rpc_args(&input, ctx.req.idempotency_key()?.as_deref());
+    async fn run(keyed: Keyed<OrderInput>, ctx: &Ctx<'_>) -> Result<Response> {
+        let input = keyed.input;
+        let args = rpc_args(&input, keyed.idempotency_key.as_deref());
         let counted = Counted {
             function_name: FUNCTION_NAME,
             subject_id: input.client_id,

@@ -37,6 +37,20 @@ use shared::{
 
 use channels::{channel, render, Parts};
 
+/// A row's template: the tenant's or the default's parts, and the default's
+/// when the tenant's own was chosen (sent if the tenant's cannot render).
+#[derive(Debug, Clone, PartialEq, Default, shared::serde::Deserialize)]
+#[serde(crate = "shared::serde")]
+pub struct Chosen {
+    #[serde(flatten)]
+    pub parts: Parts,
+    #[serde(default)]
+    pub fallback: Option<Parts>,
+}
+
+/// The templates of a batch, or why they could not be read.
+pub type Templates = std::result::Result<HashMap<(String, String, String), Chosen>, String>;
+
 /// A call stops claiming new batches after this long.
 pub const TIME_BUDGET_SECS: i64 = 20;
 /// Sends in flight at once within a batch.
@@ -112,7 +126,7 @@ pub fn validate(req: &Request) -> Result<DispatchInput> {
 /// renders); the provider's message id on success.
 pub async fn deliver(
     n: &Notification,
-    parts: Option<&Parts>,
+    template: std::result::Result<Option<&Chosen>, &str>,
     config: &Config,
     clock: &dyn Clock,
 ) -> std::result::Result<String, SendError> {
@@ -125,14 +139,32 @@ pub async fn deliver(
         )));
     };
     let message = if handler.renders {
-        let parts = parts.ok_or_else(|| {
-            SendError::permanent(format!(
-                "no template {:?} for channel {:?}",
-                n.template, n.channel
-            ))
-        })?;
+        let chosen = template
+            .map_err(|e| SendError::transient(format!("the templates could not be read: {e}")))?
+            .ok_or_else(|| {
+                SendError::permanent(format!(
+                    "no template {:?} for channel {:?}",
+                    n.template, n.channel
+                ))
+            })?;
         let payload = with_signed_links(&n.payload, config).await?;
-        Some(render(parts, &n.channel, &payload).map_err(SendError::permanent)?)
+        let rendered = match render(&chosen.parts, &n.channel, &payload) {
+            Err(broken) if chosen.fallback.is_some() => {
+                // The tenant's own template is broken: send the default rather
+                // than lose the message, and say so in the function's log.
+                log(&format!(
+                    "tenant {} template {:?}/{}: {broken}; sent the default instead",
+                    n.tenant_id, n.template, n.channel
+                ));
+                render(
+                    chosen.fallback.as_ref().unwrap_or(&chosen.parts),
+                    &n.channel,
+                    &payload,
+                )
+            }
+            other => other,
+        };
+        Some(rendered.map_err(SendError::permanent)?)
     } else {
         None
     };
@@ -140,11 +172,7 @@ pub async fn deliver(
 }
 
 /// The templates a batch needs, in one call: by (tenant, key, channel).
-pub async fn templates_for(
-    rows: &[Notification],
-    config: &Config,
-    key: &str,
-) -> Result<HashMap<(String, String, String), Parts>> {
+pub async fn templates_for(rows: &[Notification], config: &Config, key: &str) -> Templates {
     let mut wanted: Vec<(String, String, String)> = rows
         .iter()
         .filter(|n| channel(&n.channel).is_some_and(|c| c.renders))
@@ -164,7 +192,7 @@ pub async fn templates_for(
     struct Found {
         found: bool,
         #[serde(flatten)]
-        parts: Parts,
+        chosen: Chosen,
     }
     let found: Vec<Found> = config
         .rest
@@ -173,12 +201,13 @@ pub async fn templates_for(
             &json!({ "requests": requests }),
             key,
         )
-        .await?;
+        .await
+        .map_err(|e| format!("{}: {}", e.code(), e.log_cause().unwrap_or(&e.message())))?;
     Ok(wanted
         .into_iter()
         .zip(found)
         .filter(|(_, f)| f.found)
-        .map(|(w, f)| (w, f.parts))
+        .map(|(w, f)| (w, f.chosen))
         .collect())
 }
 
@@ -272,12 +301,20 @@ pub async fn run(input: DispatchInput, config: &Config, clock: &dyn Clock) -> Re
             .map(|a| a.iter().filter_map(Notification::from_row).collect())
             .unwrap_or_default();
         summary.claimed += rows.len() as u64;
-        let templates = &templates_for(&rows, config, key).await?;
+        // If the templates cannot be read, rows that need one fail as
+        // transient (retried later); the others still go.
+        let templates = &templates_for(&rows, config, key).await;
         let outcomes: Vec<Value> = futures::stream::iter(rows.iter())
             .map(|n| async move {
-                let parts =
-                    templates.get(&(n.tenant_id.clone(), n.template.clone(), n.channel.clone()));
-                match deliver(n, parts, config, clock).await {
+                let template = match templates {
+                    Ok(found) => Ok(found.get(&(
+                        n.tenant_id.clone(),
+                        n.template.clone(),
+                        n.channel.clone(),
+                    ))),
+                    Err(e) => Err(e.as_str()),
+                };
+                match deliver(n, template, config, clock).await {
                     Ok(message_id) => json!({"id": n.id, "provider_message_id": message_id}),
                     Err(err) => failure(n, &err),
                 }
@@ -478,14 +515,17 @@ mod tests {
             created_at: String::new(),
         };
         let c = config(&[]);
-        let parts = |channel: &str| channels::Parts {
-            subject: (channel == "email").then(|| "Order {{order_number}}".into()),
-            html: (channel == "email").then(|| "<p>{{business_name}}</p>".into()),
-            body: Some("{{order_number}}, total {{total_amount | money}}".into()),
+        let parts = |channel: &str| Chosen {
+            parts: channels::Parts {
+                subject: (channel == "email").then(|| "Order {{order_number}}".into()),
+                html: (channel == "email").then(|| "<p>{{business_name}}</p>".into()),
+                body: Some("{{order_number}}, total {{total_amount | money}}".into()),
+            },
+            fallback: None,
         };
         let run = |n: Notification| {
             let p = parts(&n.channel);
-            futures::executor::block_on(deliver(&n, Some(&p), &c, &Now)).unwrap_err()
+            futures::executor::block_on(deliver(&n, Ok(Some(&p)), &c, &Now)).unwrap_err()
         };
         assert_eq!(
             run(n("email", None)),
@@ -504,11 +544,55 @@ mod tests {
             "a channel without a handler waits for one"
         );
         let no_template =
-            futures::executor::block_on(deliver(&n("sms", Some("+1")), None, &c, &Now))
+            futures::executor::block_on(deliver(&n("sms", Some("+1")), Ok(None), &c, &Now))
                 .unwrap_err();
         assert_eq!(
             no_template,
             SendError::permanent("no template \"order_confirmation\" for channel \"sms\"")
+        );
+        // The templates could not be read: the row waits.
+        let unread = futures::executor::block_on(deliver(
+            &n("sms", Some("+1")),
+            Err("SERVICE_UNAVAILABLE"),
+            &c,
+            &Now,
+        ))
+        .unwrap_err();
+        assert!(!unread.is_permanent(), "{unread:?}");
+        // A tenant's broken template falls back to the default: what fails is
+        // then the send (SMS is not configured here), not the rendering.
+        let broken = Chosen {
+            parts: channels::Parts {
+                body: Some("{{no_such_value}}".into()),
+                ..Default::default()
+            },
+            fallback: Some(parts("sms").parts),
+        };
+        let sent = futures::executor::block_on(deliver(
+            &n("sms", Some("+1")),
+            Ok(Some(&broken)),
+            &c,
+            &Now,
+        ))
+        .unwrap_err();
+        assert_eq!(
+            sent,
+            SendError::transient("SMS is not configured (TWILIO_*)")
+        );
+        let no_fallback = Chosen {
+            fallback: None,
+            ..broken
+        };
+        let dead = futures::executor::block_on(deliver(
+            &n("sms", Some("+1")),
+            Ok(Some(&no_fallback)),
+            &c,
+            &Now,
+        ))
+        .unwrap_err();
+        assert!(
+            dead.is_permanent() && dead.reason().contains("no_such_value"),
+            "{dead:?}"
         );
     }
 }

@@ -218,7 +218,8 @@ pub struct Health;
 
 impl Endpoint for Health {
     const NAME: &'static str = "health";
-    const METHODS: &'static [&'static str] = &["GET"];
+    /// HEAD too: many load balancers probe with it (the status is the answer).
+    const METHODS: &'static [&'static str] = &["GET", "HEAD"];
     const AUTH: Auth = Auth::Public;
     const BODY_LIMIT: usize = 0;
     type Input = ();
@@ -228,36 +229,71 @@ impl Endpoint for Health {
     }
 
     async fn run(_: (), ctx: &Ctx<'_>) -> Result<Response> {
-        let (config, clock) = (ctx.config, ctx.clock);
-        let started = clock.monotonic_ms();
-        let hosts = provider_hosts(config);
-        let probes = hosts.iter().map(|(_, host)| async move {
-            match host {
-                Some(url) => Some(timed(clock, reachable(url.clone())).await),
-                None => None,
+        let clock = ctx.clock;
+        let now_ms = clock.monotonic_ms();
+        let (healthy, body) = match LAST.with(|l| l.borrow().clone()) {
+            Some(last) if now_ms - last.at_ms < CACHE_MS => (last.healthy, last.body),
+            _ => {
+                let (healthy, body) = check(ctx.config, clock).await;
+                let at_ms = clock.monotonic_ms();
+                LAST.with(|l| {
+                    *l.borrow_mut() = Some(Report {
+                        at_ms,
+                        healthy,
+                        body: body.clone(),
+                    })
+                });
+                (healthy, body)
             }
-        });
-        let (db, st, reached) = futures::join!(
-            timed(clock, database(config)),
-            timed(clock, storage(config)),
-            futures::future::join_all(probes),
-        );
-        let providers: Vec<(&str, Option<Check>)> =
-            hosts.iter().map(|(name, _)| *name).zip(reached).collect();
-        let elapsed = (clock.monotonic_ms() - started).max(0.0).round() as u64;
-        let (healthy, body) = report(
-            clock.now_unix_secs(),
-            &db,
-            &st,
-            &providers,
-            config.providers.slack.is_some(),
-            elapsed,
-            // The isolate's age: performance.now() counts from its start.
-            clock.monotonic_ms() / 1000.0,
-        );
+        };
         Ok(Response::json(if healthy { 200 } else { 503 }, &body)
             .with_header("cache-control", "no-store"))
     }
+}
+
+/// How long an isolate answers from its last report: a monitor polling many
+/// times a second costs one round of checks per isolate every 2 s.
+pub const CACHE_MS: f64 = 2000.0;
+
+#[derive(Clone)]
+struct Report {
+    at_ms: f64,
+    healthy: bool,
+    body: Value,
+}
+
+thread_local! {
+    static LAST: std::cell::RefCell<Option<Report>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs every check at once and builds the report.
+async fn check(config: &Config, clock: &dyn Clock) -> (bool, Value) {
+    let started = clock.monotonic_ms();
+    let hosts = provider_hosts(config);
+    let probes = hosts.iter().map(|(_, host)| async move {
+        match host {
+            Some(url) => Some(timed(clock, reachable(url.clone())).await),
+            None => None,
+        }
+    });
+    let (db, st, reached) = futures::join!(
+        timed(clock, database(config)),
+        timed(clock, storage(config)),
+        futures::future::join_all(probes),
+    );
+    let providers: Vec<(&str, Option<Check>)> =
+        hosts.iter().map(|(name, _)| *name).zip(reached).collect();
+    let elapsed = (clock.monotonic_ms() - started).max(0.0).round() as u64;
+    report(
+        clock.now_unix_secs(),
+        &db,
+        &st,
+        &providers,
+        config.providers.slack.is_some(),
+        elapsed,
+        // The isolate's age: performance.now() counts from its start.
+        clock.monotonic_ms() / 1000.0,
+    )
 }
 
 #[cfg(target_arch = "wasm32")]

@@ -34,8 +34,8 @@ use shared::refunds::{submit, RefundState};
 use shared::serde::Deserialize;
 use shared::serde_json::{json, Value};
 use shared::{
-    json_number, ApiError, Auth, Counted, Ctx, Decimal, DecimalRule, Endpoint, Request, Response,
-    Result, Uuid, Validator,
+    json_number, ApiError, Auth, Counted, Ctx, Decimal, DecimalRule, Endpoint, Keyed, Request,
+    Response, Result, Uuid, Validator,
 };
 
 /// The name rate limits and capacity are kept under.
@@ -156,9 +156,9 @@ pub struct Processed {
     pub ra_number: String,
     #[serde(default)]
     pub refund: Option<RefundState>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "shared::null_as_default")]
     pub replayed: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "shared::null_as_default")]
     pub notifications_queued: u64,
 }
 
@@ -217,14 +217,14 @@ pub struct ProcessReturn;
 impl Endpoint for ProcessReturn {
     const NAME: &'static str = FUNCTION_NAME;
     const AUTH: Auth = Auth::User;
-    type Input = ReturnInput;
+    type Input = Keyed<ReturnInput>;
 
-    fn input(req: &Request, _now: i64) -> Result<ReturnInput> {
-        validate(&req.json_object()?)
+    fn input(req: &Request, _now: i64) -> Result<Keyed<ReturnInput>> {
+        Keyed::read(req, validate)
     }
 
-    async fn run(input: ReturnInput, ctx: &Ctx<'_>) -> Result<Response> {
-        let p = run(&input, ctx).await?;
+    async fn run(input: Keyed<ReturnInput>, ctx: &Ctx<'_>) -> Result<Response> {
+        let p = run(&input.input, input.idempotency_key.as_deref(), ctx).await?;
         if p.queued() {
             ctx.deliver_outbox();
         }
@@ -233,15 +233,18 @@ impl Endpoint for ProcessReturn {
 }
 
 /// Records the return, then completes its refund with Stripe if it has one.
-pub async fn run(input: &ReturnInput, ctx: &Ctx<'_>) -> Result<Processed> {
-    let idempotency_key = ctx.req.idempotency_key()?;
+pub async fn run(
+    input: &ReturnInput,
+    idempotency_key: Option<&str>,
+    ctx: &Ctx<'_>,
+) -> Result<Processed> {
     if input.return_method == "refund" && idempotency_key.is_none() {
         return Err(ApiError::field(
             "Idempotency-Key",
             "is required for refunds, so that a refund Stripe did not complete can be finished by repeating the request",
         ));
     }
-    let args = rpc_args(input, idempotency_key.as_deref());
+    let args = rpc_args(input, idempotency_key);
     let counted = Counted {
         function_name: FUNCTION_NAME,
         subject_id: input.order_id,

@@ -105,11 +105,27 @@ select is(
     jsonb_build_object('tenant_id', '1b000000-0000-4000-8000-000000000001', 'key', 'order_confirmation', 'channel', 'sms', 'locale', 'fr-CA'),
     jsonb_build_object('tenant_id', '1b000000-0000-4000-8000-000000000001', 'key', 'nope', 'channel', 'sms'))),
   jsonb_build_array(
-    jsonb_build_object('key', 'order_confirmation', 'channel', 'sms', 'found', true, 'subject', null, 'html', null, 'body', 'A en'),
-    jsonb_build_object('key', 'order_confirmation', 'channel', 'sms', 'found', true, 'subject', null, 'html', null, 'body', 'default fr-CA'),
-    jsonb_build_object('key', 'nope', 'channel', 'sms', 'found', false, 'subject', null, 'html', null, 'body', null)),
+    jsonb_build_object('key', 'order_confirmation', 'channel', 'sms', 'found', true, 'subject', null, 'html', null, 'body', 'A en',
+      'fallback', jsonb_build_object('subject', null, 'html', null,
+        'body', (select body from public.message_templates where tenant_id is null and key = 'order_confirmation' and channel = 'sms' and locale = 'en'))),
+    jsonb_build_object('key', 'order_confirmation', 'channel', 'sms', 'found', true, 'subject', null, 'html', null, 'body', 'default fr-CA', 'fallback', null),
+    jsonb_build_object('key', 'nope', 'channel', 'sms', 'found', false, 'subject', null, 'html', null, 'body', null, 'fallback', null)),
   'message_templates_for answers each request in order, tenant first');
 select is(public.message_templates_for('{}'::jsonb), '[]'::jsonb, 'not an array: nothing');
+
+-- Messages to the operators are not a tenant's to word.
+select is(array(select name from public.notification_channels where tenant_editable order by 1),
+  array['email', 'sms'], 'tenants word only email and SMS');
+select tests.act_as('0a000000-0000-4000-8000-000000000001');
+select throws_ok($$insert into public.message_templates (tenant_id, key, channel, body) values ('1a000000-0000-4000-8000-000000000001', 'quota_alert', 'slack', '<!channel> log in at <https://evil|console>')$$,
+  'CE403', 'tenants cannot write templates for this channel', 'a tenant admin cannot word the operators'' Slack alert');
+select tests.act_as_owner();
+insert into public.message_templates (tenant_id, key, channel, body)
+  values ('1a000000-0000-4000-8000-000000000001', 'quota_alert_x', 'sms', 'x');
+update public.notification_channels set tenant_editable = false where name = 'sms';
+select is((private.message_template('1a000000-0000-4000-8000-000000000001', 'quota_alert_x', 'sms')).id, null,
+  'a tenant row on a channel no longer editable is never chosen');
+update public.notification_channels set tenant_editable = true where name = 'sms';
 select function_privs_are('public', 'message_templates_for', array['jsonb'], 'authenticated', array[]::text[],
   'users cannot call message_templates_for');
 select function_privs_are('public', 'message_templates_for', array['jsonb'], 'anon', array[]::text[],
