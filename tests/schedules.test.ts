@@ -19,12 +19,15 @@ Deno.test("the dispatch job defined in a migration fires locally and reaches the
   // at most twice more; let them finish, so that only the schedule is left.
   await new Promise((r) => setTimeout(r, 2000));
 
-  // A row nothing else will deliver: inserted directly, with no trigger.
+  // A row nothing else will deliver: inserted directly, with no trigger. Its
+  // payload has what the order confirmation's template reads (a template
+  // refuses a missing value rather than print a blank).
   const t = await makeTenant();
   const [row] =
     await sql`insert into public.notification_outbox (tenant_id, channel, template, recipient, payload)
     values (${t.id}, 'email', 'order_confirmation', 'cron@client.test', jsonb_build_object(
-      'order_number', 'CRON-' || gen_random_uuid(), 'business_name', 'Cron Co', 'total_amount', 1, 'items', '[]'::jsonb))
+      'order_number', 'CRON-' || gen_random_uuid(), 'business_name', 'Cron Co', 'total_amount', 1,
+      'payment_terms', 'prepaid', 'delivery_method', 'pickup', 'items', '[]'::jsonb))
     returning id::text`;
   const since = new Date();
 

@@ -6,8 +6,11 @@
 //! with `shared::template`; what a non-message channel does (a refund) lives
 //! with its domain in `shared`.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 
 use shared::providers::resend::Email;
 use shared::providers::sms::fit_one_segment;
@@ -98,8 +101,8 @@ pub fn render(parts: &Parts, channel: &str, payload: &Value) -> Result<Message, 
         let source = text
             .as_deref()
             .ok_or_else(|| format!("the {channel} template has no {name}"))?;
-        Template::parse_part(name, source)
-            .and_then(|t| t.render(payload, escape))
+        parsed(name, source)?
+            .render(payload, escape)
             .map_err(|e| e.to_string())
     };
     match channel {
@@ -126,6 +129,31 @@ pub fn render(parts: &Parts, channel: &str, payload: &Value) -> Result<Message, 
         )?))),
         _ => Ok(Message::Text(part("body", &parts.body, Escape::Slack)?)),
     }
+}
+
+/// Templates parsed in this isolate, by part and source text: a batch of a
+/// thousand confirmations parses each part once, not a thousand times.
+/// Bounded; an edited template is new text, so it is parsed afresh.
+const PARSED_CAPACITY: usize = 256;
+
+thread_local! {
+    static PARSED: RefCell<HashMap<(String, String), Rc<Template>>> = RefCell::default();
+}
+
+fn parsed(part: &str, source: &str) -> Result<Rc<Template>, String> {
+    let key = (part.to_owned(), source.to_owned());
+    if let Some(t) = PARSED.with(|p| p.borrow().get(&key).cloned()) {
+        return Ok(t);
+    }
+    let template = Rc::new(Template::parse_part(part, source).map_err(|e| e.to_string())?);
+    PARSED.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() >= PARSED_CAPACITY {
+            p.clear();
+        }
+        p.insert(key, template.clone());
+    });
+    Ok(template)
 }
 
 /// The payload with every string cut to [`MAX_TEXT_CHARS`].
