@@ -54,6 +54,8 @@ const env: Record<string, string> = {
   SUPABASE_JWKS: JSON.stringify(publicJwks(keys)),
   JWT_SECRET: keys.jwt_secret,
   DISPATCH_SECRET: keys.dispatch_secret ?? keys.jwt_secret.slice(0, 24),
+  // Signs public links (unsubscribe); a new one per stack start.
+  LINK_SIGNING_SECRET: crypto.randomUUID() + crypto.randomUUID(),
 };
 const sandbox = `http://127.0.0.1:${sandboxPort}`;
 Object.assign(env, {
