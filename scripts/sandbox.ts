@@ -3,6 +3,7 @@
 // dispatcher are tested against real HTTP. Production talks to the providers.
 //
 //   POST /resend/emails                                      Resend
+//   POST /resend/emails/batch                                Resend batch (1 to 100 emails, all or nothing)
 //   POST /twilio/2010-04-01/Accounts/{sid}/Messages.json     Twilio (create)
 //   GET  /twilio/2010-04-01/Accounts/{sid}/Messages.json     Twilio (list, To / DateSent> filters)
 //   POST /klaviyo/api/profile-import/ , /klaviyo/api/events/ Klaviyo
@@ -17,7 +18,10 @@
 //   POST   /_sandbox/faults   {"provider"?, "mode": "500"|"429"|"hang"|"reset"|"hang_after_accept",
 //                             "count": N}  or  {"provider"?, "probability": 0.3, "seed": 42,
 //                             "modes": [...], "retry_after": 1}
-//   DELETE /_sandbox          forget everything: sent, idempotency keys, faults
+//   POST   /_sandbox/limits   {"resend": requests per second, ...}: a real rate limit per
+//                             provider (a token bucket, burst = the rate), answered as the
+//                             provider does: 429 with Retry-After and ratelimit-* headers
+//   DELETE /_sandbox          forget everything: sent, idempotency keys, faults, limits
 //
 // Credentials come from the environment (SANDBOX_RESEND_KEY, SANDBOX_TWILIO_SID,
 // SANDBOX_TWILIO_TOKEN, SANDBOX_KLAVIYO_KEY, SANDBOX_SLACK_PATH, SANDBOX_STRIPE_KEY) and are checked
@@ -51,6 +55,46 @@ const bump = (k: string) => (stats[k] = (stats[k] ?? 0) + 1);
 
 // Resend idempotency: key → the payload hash and the response, or "in flight".
 let resendKeys = new Map<string, { hash: string; id?: string }>();
+// Batch keys are their own: key → the payload hash and the ids, or "in flight".
+let resendBatchKeys = new Map<string, { hash: string; ids?: string[] }>();
+
+// Rate limits per provider: a token bucket refilled at `rate` a second, holding
+// at most `rate` tokens (one second's burst), as Resend's per-second limit.
+let limits = new Map<string, { rate: number; tokens: number; at: number }>();
+
+/** A 429 in the provider's shape when its limit is used up; undefined otherwise. */
+function rateLimited(provider: Provider): Response | undefined {
+  const l = limits.get(provider);
+  if (!l) return undefined;
+  const now = performance.now();
+  l.tokens = Math.min(l.rate, l.tokens + ((now - l.at) / 1000) * l.rate);
+  l.at = now;
+  if (l.tokens >= 1) {
+    l.tokens -= 1;
+    return undefined;
+  }
+  bump(`${provider}:rate_limited`);
+  const wait = Math.max(1, Math.ceil((1 - l.tokens) / l.rate));
+  const headers = {
+    "retry-after": String(wait),
+    "ratelimit-limit": String(l.rate),
+    "ratelimit-remaining": "0",
+    "ratelimit-reset": String(wait),
+  };
+  if (provider === "resend") {
+    return json(429, {
+      statusCode: 429,
+      name: "rate_limit_exceeded",
+      message:
+        `Too many requests. You can only make ${l.rate} requests per second.`,
+    }, headers);
+  }
+  return json(
+    429,
+    { code: 20429, message: "Too Many Requests", status: 429 },
+    headers,
+  );
+}
 let klaviyoProfiles = new Map<string, string>();
 let klaviyoEvents = new Set<string>();
 // Stripe: objects by id, and idempotency keys → the request's hash and the
@@ -231,7 +275,8 @@ async function sha256(s: string): Promise<string> {
   return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-async function resend(req: Request): Promise<Response> {
+/** Resend's key check: 401 without one, 403 for a wrong one. */
+function resendAuth(req: Request): Response | undefined {
   const auth = req.headers.get("authorization");
   if (!auth) {
     return json(401, {
@@ -248,6 +293,29 @@ async function resend(req: Request): Promise<Response> {
       message: "API key is invalid",
     });
   }
+  return undefined;
+}
+
+/** Why one email is refused (422, as Resend words it), or undefined. */
+function resendInvalid(body: Record<string, unknown>): string | undefined {
+  for (const field of ["from", "to", "subject"]) {
+    if (body[field] === undefined || body[field] === "") {
+      return `Missing \`${field}\` field.`;
+    }
+  }
+  const to = Array.isArray(body.to) ? body.to : [body.to];
+  if (
+    to.length > 50 ||
+    !to.every((a) => typeof a === "string" && /^[^@\s<>]+@[^@\s<>]+$/.test(a))
+  ) {
+    return "Invalid `to` field. The email address needs to follow the `email@example.com` format.";
+  }
+  return undefined;
+}
+
+async function resend(req: Request): Promise<Response> {
+  const denied = resendAuth(req) ?? rateLimited("resend");
+  if (denied) return denied;
   const raw = await req.text();
   let body: Record<string, unknown>;
   try {
@@ -259,25 +327,14 @@ async function resend(req: Request): Promise<Response> {
       message: "Invalid JSON body",
     });
   }
-  for (const field of ["from", "to", "subject"]) {
-    if (body[field] === undefined || body[field] === "") {
-      return json(422, {
-        statusCode: 422,
-        name: "missing_required_field",
-        message: `Missing \`${field}\` field.`,
-      });
-    }
-  }
-  const to = Array.isArray(body.to) ? body.to : [body.to];
-  if (
-    to.length > 50 ||
-    !to.every((a) => typeof a === "string" && /^[^@\s<>]+@[^@\s<>]+$/.test(a))
-  ) {
+  const invalid = resendInvalid(body);
+  if (invalid) {
     return json(422, {
       statusCode: 422,
-      name: "validation_error",
-      message:
-        "Invalid `to` field. The email address needs to follow the `email@example.com` format.",
+      name: invalid.startsWith("Missing")
+        ? "missing_required_field"
+        : "validation_error",
+      message: invalid,
     });
   }
   const fault = nextFault("resend");
@@ -334,6 +391,98 @@ async function resend(req: Request): Promise<Response> {
   return await after(fault, json(200, { id }));
 }
 
+/**
+ * POST /emails/batch: 1 to 100 emails, all or nothing (one invalid email
+ * refuses the batch, naming its index), answered {"data": [{"id"}, …]} in
+ * request order. An Idempotency-Key covers the whole batch, as Resend keeps
+ * it: the same key and payload replay the same ids, another payload is 409.
+ */
+async function resendBatch(req: Request): Promise<Response> {
+  const denied = resendAuth(req) ?? rateLimited("resend");
+  if (denied) return denied;
+  const raw = await req.text();
+  let emails: Record<string, unknown>[];
+  try {
+    emails = JSON.parse(raw);
+  } catch {
+    return json(400, {
+      statusCode: 400,
+      name: "validation_error",
+      message: "Invalid JSON body",
+    });
+  }
+  if (!Array.isArray(emails) || emails.length < 1 || emails.length > 100) {
+    return json(422, {
+      statusCode: 422,
+      name: "validation_error",
+      message: "The batch must be an array of 1 to 100 emails.",
+    });
+  }
+  for (const [i, email] of emails.entries()) {
+    const invalid = resendInvalid(email ?? {});
+    if (invalid) {
+      return json(422, {
+        statusCode: 422,
+        name: "validation_error",
+        message: `Email ${i}: ${invalid}`,
+      });
+    }
+  }
+  const fault = nextFault("resend");
+  const early = await before("resend", fault);
+  if (early) return early;
+  const key = req.headers.get("idempotency-key") ?? undefined;
+  if (key !== undefined) {
+    if (key.length < 1 || key.length > 256) {
+      return json(400, {
+        statusCode: 400,
+        name: "validation_error",
+        message: "Idempotency key must be between 1 and 256 characters",
+      });
+    }
+    const hash = await sha256(raw);
+    const seen = resendBatchKeys.get(key);
+    if (seen) {
+      if (seen.hash !== hash) {
+        bump("resend:idempotency_mismatch");
+        return json(409, {
+          statusCode: 409,
+          name: "invalid_idempotent_request",
+          message:
+            "Same idempotency key used with a different request payload.",
+        });
+      }
+      if (!seen.ids) {
+        bump("resend:idempotency_concurrent");
+        return json(409, {
+          statusCode: 409,
+          name: "concurrent_idempotent_requests",
+          message:
+            "Same idempotency key used while original request is still in progress.",
+        });
+      }
+      bump("resend:idempotent_replay");
+      return await after(
+        fault,
+        json(200, { data: seen.ids.map((id) => ({ id })) }),
+      );
+    }
+    resendBatchKeys.set(key, { hash });
+  }
+  const at = new Date().toISOString();
+  const ids = emails.map((body) => {
+    const id = crypto.randomUUID();
+    sent.push({ provider: "resend", id, at, body, idempotency_key: key });
+    bump("resend:accepted");
+    return id;
+  });
+  if (key !== undefined) {
+    resendBatchKeys.set(key, { hash: resendBatchKeys.get(key)!.hash, ids });
+  }
+  bump("resend:batch");
+  return await after(fault, json(200, { data: ids.map((id) => ({ id })) }));
+}
+
 function twilioError(status: number, code: number, message: string) {
   return json(status, {
     code,
@@ -369,6 +518,8 @@ async function twilio(req: Request, sid: string, url: URL): Promise<Response> {
       );
     return json(200, { messages, page: 0, page_size: 50, uri: url.pathname });
   }
+  const limited = rateLimited("twilio");
+  if (limited) return limited;
   const form = new URLSearchParams(await req.text());
   const to = form.get("To");
   const from = form.get("From") ?? form.get("MessagingServiceSid");
@@ -763,6 +914,8 @@ async function control(req: Request, url: URL): Promise<Response> {
   if (url.pathname === "/_sandbox" && req.method === "DELETE") {
     sent = [];
     resendKeys = new Map();
+    resendBatchKeys = new Map();
+    limits = new Map();
     klaviyoProfiles = new Map();
     klaviyoEvents = new Set();
     stripeObjects = new Map();
@@ -776,6 +929,17 @@ async function control(req: Request, url: URL): Promise<Response> {
     return json(200, sent.filter((s) => !provider || s.provider === provider));
   }
   if (url.pathname === "/_sandbox/stats") return json(200, stats);
+  if (url.pathname === "/_sandbox/limits" && req.method === "POST") {
+    const l: Record<string, number> = await req.json();
+    limits = new Map();
+    for (const [provider, rate] of Object.entries(l)) {
+      if (!(rate > 0)) {
+        return json(400, { error: `${provider}: a rate above 0` });
+      }
+      limits.set(provider, { rate, tokens: rate, at: performance.now() });
+    }
+    return json(200, { ok: true });
+  }
   if (url.pathname === "/_sandbox/faults" && req.method === "POST") {
     const f = await req.json();
     faults = {
@@ -797,6 +961,9 @@ Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, async (req) => {
   if (p === "/health") return json(200, { ok: true });
   if (p.startsWith("/_sandbox")) return await control(req, url);
   if (p === "/resend/emails" && req.method === "POST") return await resend(req);
+  if (p === "/resend/emails/batch" && req.method === "POST") {
+    return await resendBatch(req);
+  }
   const tw = p.match(
     /^\/twilio\/2010-04-01\/Accounts\/([^/]+)\/Messages\.json$/,
   );

@@ -277,6 +277,7 @@ mod tests {
             html: None,
             text: None,
             reply_to: None,
+            headers: Vec::new(),
         };
         assert_eq!(
             resend.request(&email, "k").build().unwrap().url().as_str(),

@@ -127,6 +127,7 @@ async fn resend_waits_out_a_429_and_resends_under_the_same_key() {
         html: Some("<p>hi</p>".into()),
         text: Some("hi".into()),
         reply_to: None,
+        headers: Vec::new(),
     };
     let started = std::time::Instant::now();
     assert_eq!(

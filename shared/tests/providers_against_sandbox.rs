@@ -50,6 +50,7 @@ fn email(to: &str) -> Email {
         html: Some("<p>hello</p>".into()),
         text: Some("hello".into()),
         reply_to: None,
+        headers: Vec::new(),
     }
 }
 
@@ -221,4 +222,69 @@ async fn slack_posts_and_reports_a_missing_channel_as_permanent() {
     let gone = Slack::new(&format!("{}/slack/services/T000/B000/gone", sandbox()));
     let err = gone.post("x", None, &TokioClock).await.unwrap_err();
     assert_eq!(err, SendError::permanent("slack 404: channel_not_found"));
+}
+
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "needs the provider sandbox (scripts/test)"]
+async fn resend_batches_respect_the_rate_limit_and_a_retried_batch_sends_once() {
+    let resend = Resend::new(&format!("{}/resend", sandbox()), "re_sandbox_key");
+    let run = tag();
+    let batch = |n: usize| -> Vec<Email> {
+        (0..3)
+            .map(|i| email(&format!("b{n}-{i}-{run}@client.test")))
+            .collect()
+    };
+    let limits = |spec: Value| async move {
+        reqwest::Client::new()
+            .post(format!("{}/_sandbox/limits", sandbox()))
+            .body(spec.to_string())
+            .send()
+            .await
+            .unwrap();
+    };
+    // Two requests a second for the account: four batches at once must wait
+    // their turn (429 with Retry-After), and all arrive, each email once.
+    limits(json!({"resend": 2})).await;
+    let batches: Vec<Vec<Email>> = (0..4).map(batch).collect();
+    let keys: Vec<String> = (0..4).map(|n| format!("batch-{run}-{n}")).collect();
+    let sends = batches
+        .iter()
+        .zip(&keys)
+        .map(|(b, k)| resend.send_batch(b, k, &TokioClock));
+    let ids = futures::future::join_all(sends).await;
+    limits(json!({})).await;
+    let ids: Vec<Vec<String>> = ids.into_iter().map(|r| r.unwrap()).collect();
+    assert!(ids.iter().all(|i| i.len() == 3));
+    let stats: Value = reqwest::get(format!("{}/_sandbox/stats", sandbox()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        stats["resend:rate_limited"].as_u64().unwrap_or(0) >= 1,
+        "{stats}"
+    );
+    // The same batch under the same key again: the same ids, nothing sent.
+    let again = resend
+        .send_batch(&batches[0], &keys[0], &TokioClock)
+        .await
+        .unwrap();
+    assert_eq!(again, ids[0]);
+    let mine = sent("resend")
+        .await
+        .into_iter()
+        .filter(|s| {
+            s["body"]["to"][0]
+                .as_str()
+                .is_some_and(|t| t.ends_with(&format!("{run}@client.test")))
+        })
+        .count();
+    assert_eq!(mine, 12, "each email of the four batches once");
+    // A different batch under a used key is refused for good.
+    let err = resend
+        .send_batch(&batches[1], &keys[0], &TokioClock)
+        .await
+        .unwrap_err();
+    assert!(err.is_permanent(), "{err:?}");
 }

@@ -230,6 +230,7 @@ async fn email(
         html: Some(html),
         text: Some(text),
         reply_to: None,
+        headers: Vec::new(),
     };
     resend.send(&email, &n.id, clock).await
 }

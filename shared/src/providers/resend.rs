@@ -18,6 +18,8 @@ pub struct Email {
     pub html: Option<String>,
     pub text: Option<String>,
     pub reply_to: Option<String>,
+    /// Extra headers, such as `List-Unsubscribe` and `List-Unsubscribe-Post`.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Email {
@@ -31,6 +33,14 @@ impl Email {
         }
         if let Some(reply_to) = &self.reply_to {
             body["reply_to"] = json!(reply_to);
+        }
+        if !self.headers.is_empty() {
+            let headers: serde_json::Map<String, Value> = self
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect();
+            body["headers"] = Value::Object(headers);
         }
         body
     }
@@ -61,6 +71,49 @@ impl Resend {
             .header("idempotency-key", idempotency_key)
             .header("content-type", "application/json")
             .body(email.to_json().to_string())
+    }
+
+    /// `POST /emails/batch`: the emails as one JSON array, under one key.
+    pub fn batch_request(
+        &self,
+        emails: &[Email],
+        idempotency_key: &str,
+    ) -> reqwest::RequestBuilder {
+        let body: Vec<Value> = emails.iter().map(Email::to_json).collect();
+        self.http
+            .post(format!("{}/emails/batch", self.base_url))
+            .bearer_auth(&self.api_key)
+            .header("idempotency-key", idempotency_key)
+            .header("content-type", "application/json")
+            .body(Value::Array(body).to_string())
+    }
+
+    /// Sends 1 to [`MAX_BATCH`] emails in one call, all or nothing, retrying
+    /// transient failures with the same key and the same emails, so a retry
+    /// can never send a different batch or send one twice (Resend keeps the
+    /// key 24 hours). The ids come back in the emails' order.
+    pub async fn send_batch(
+        &self,
+        emails: &[Email],
+        idempotency_key: &str,
+        clock: &dyn Clock,
+    ) -> Result<Vec<String>, SendError> {
+        if emails.is_empty() || emails.len() > MAX_BATCH {
+            return Err(SendError::permanent(format!(
+                "a batch holds 1 to {MAX_BATCH} emails, not {}",
+                emails.len()
+            )));
+        }
+        with_retries(&self.policy, clock, |_| async move {
+            let reply = exchange(
+                self.batch_request(emails, idempotency_key),
+                self.policy.timeout,
+                clock.now_unix_secs(),
+            )
+            .await?;
+            classify_batch(&reply, emails.len())
+        })
+        .await
     }
 
     /// Sends once, retrying transient failures under the same key, which makes
@@ -117,6 +170,30 @@ pub fn classify(reply: &HttpReply) -> Result<String, SendError> {
     }
 }
 
+/// The most emails Resend takes in one batch call.
+pub const MAX_BATCH: usize = 100;
+
+/// A batch reply: 200 `{"data": [{"id"}, …]}` with one id per email, in order;
+/// errors as for one email ([`classify`]), for the whole batch.
+pub fn classify_batch(reply: &HttpReply, count: usize) -> Result<Vec<String>, SendError> {
+    if reply.status != 200 {
+        return classify(reply).map(|_| Vec::new());
+    }
+    let body: Value = serde_json::from_str(&reply.body).unwrap_or(Value::Null);
+    let ids: Option<Vec<String>> = body.get("data").and_then(Value::as_array).map(|data| {
+        data.iter()
+            .filter_map(|d| d.get("id").and_then(Value::as_str).map(str::to_owned))
+            .collect()
+    });
+    match ids {
+        Some(ids) if ids.len() == count => Ok(ids),
+        _ => Err(SendError::transient(format!(
+            "resend: a batch of {count} answered without {count} ids: {}",
+            truncate(&reply.body, 200)
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +207,7 @@ mod tests {
             html: Some("<p>hi</p>".into()),
             text: Some("hi".into()),
             reply_to: None,
+            headers: vec![("List-Unsubscribe".into(), "<https://x/u?token=t>".into())],
         };
         let r = Resend::new("http://sandbox/resend/", "re_key")
             .request(&email, "row-1")
@@ -142,8 +220,46 @@ mod tests {
         let body: Value = serde_json::from_slice(r.body().unwrap().as_bytes().unwrap()).unwrap();
         assert_eq!(
             body,
-            json!({"from":"Acme <orders@acme.test>","to":["c@client.test"],"subject":"Order","html":"<p>hi</p>","text":"hi"})
+            json!({"from":"Acme <orders@acme.test>","to":["c@client.test"],"subject":"Order","html":"<p>hi</p>","text":"hi",
+                   "headers":{"List-Unsubscribe":"<https://x/u?token=t>"}})
         );
+        let batch = Resend::new("http://sandbox/resend/", "re_key")
+            .batch_request(&[email.clone(), email], "batch-7")
+            .build()
+            .unwrap();
+        assert_eq!(batch.url().as_str(), "http://sandbox/resend/emails/batch");
+        assert_eq!(batch.headers()["idempotency-key"], "batch-7");
+        let body: Value =
+            serde_json::from_slice(batch.body().unwrap().as_bytes().unwrap()).unwrap();
+        assert_eq!(body.as_array().map(Vec::len), Some(2));
+    }
+
+    #[test]
+    fn a_batch_answers_one_id_per_email_or_fails_whole() {
+        let ok = HttpReply::new(200, r#"{"data":[{"id":"a"},{"id":"b"}]}"#);
+        assert_eq!(
+            classify_batch(&ok, 2),
+            Ok(vec!["a".to_owned(), "b".to_owned()])
+        );
+        assert!(
+            !classify_batch(&ok, 3).unwrap_err().is_permanent(),
+            "a short answer is retried"
+        );
+        let invalid = HttpReply::new(
+            422,
+            r#"{"statusCode":422,"name":"validation_error","message":"Email 3: Missing `to` field."}"#,
+        );
+        assert!(classify_batch(&invalid, 5).unwrap_err().is_permanent());
+        let mismatch = HttpReply::new(
+            409,
+            r#"{"statusCode":409,"name":"invalid_idempotent_request","message":"m"}"#,
+        );
+        assert!(classify_batch(&mismatch, 5).unwrap_err().is_permanent());
+        let limited = HttpReply::new(
+            429,
+            r#"{"statusCode":429,"name":"rate_limit_exceeded","message":"m"}"#,
+        );
+        assert!(!classify_batch(&limited, 5).unwrap_err().is_permanent());
     }
 
     #[test]
