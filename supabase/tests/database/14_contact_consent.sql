@@ -10,8 +10,13 @@ select function_privs_are('public', 'record_unsubscribe', array['uuid', 'text', 
   format('%s may %s record_unsubscribe', r, coalesce(array_to_string(privs, ''), 'not call')))
 from (values ('anon', array[]::text[]), ('authenticated', array[]::text[]), ('service_role', array['EXECUTE'])) v(r, privs);
 
--- A's client unsubscribes from email; once, then again.
+-- A's client unsubscribes from email; once, then again. (Rows are scoped to
+-- tenant A, so rows other tests left behind do not count.)
 select tests.act_as_owner();
+create temporary view a_consent as
+  select k.* from public.contact_consent k
+  where k.tenant_id = '1a000000-0000-4000-8000-000000000001';
+grant select on a_consent to authenticated;
 select ok((public.record_unsubscribe(c.id, 'email', 'one_click') ->> 'already')::boolean = false,
   'the first unsubscribe records it')
 from public.wholesale_clients c where c.tenant_id = '1a000000-0000-4000-8000-000000000001' limit 1;
@@ -21,20 +26,20 @@ select is(
    where c.tenant_id = '1a000000-0000-4000-8000-000000000001' and k.channel = 'email'),
   jsonb_build_object('status', 'unsubscribed', 'source', 'one_click', 'tenant', '1a000000-0000-4000-8000-000000000001'),
   'stored as unsubscribed, with its source, under the client''s tenant');
-update public.contact_consent set changed_at = '2026-01-01' where channel = 'email';
+update public.contact_consent set changed_at = '2026-01-01' where channel = 'email' and tenant_id = '1a000000-0000-4000-8000-000000000001';
 select ok((public.record_unsubscribe(c.id, 'email', 'unsubscribe_link') ->> 'already')::boolean,
   'a second unsubscribe says it was already done')
 from public.wholesale_clients c where c.tenant_id = '1a000000-0000-4000-8000-000000000001' limit 1;
-select is((select changed_at from public.contact_consent where channel = 'email'), '2026-01-01'::timestamptz,
+select is((select changed_at from a_consent where channel = 'email'), '2026-01-01'::timestamptz,
   'and keeps the first time and source');
-select is((select count(*) from public.contact_consent where channel = 'sms'), 0::bigint,
+select is((select count(*) from a_consent where channel = 'sms'), 0::bigint,
   'email and SMS are separate');
 -- A bounced address stays bounced: an unsubscribe does not rewrite it.
-update public.contact_consent set status = 'bounced' where channel = 'email';
+update public.contact_consent set status = 'bounced' where channel = 'email' and tenant_id = '1a000000-0000-4000-8000-000000000001';
 select is((public.record_unsubscribe(c.id, 'email', 'one_click') ->> 'status'), 'bounced', 'bounced stays bounced')
 from public.wholesale_clients c where c.tenant_id = '1a000000-0000-4000-8000-000000000001' limit 1;
 -- A subscribed client can leave.
-update public.contact_consent set status = 'subscribed' where channel = 'email';
+update public.contact_consent set status = 'subscribed' where channel = 'email' and tenant_id = '1a000000-0000-4000-8000-000000000001';
 select is((public.record_unsubscribe(c.id, 'email', 'one_click') ->> 'status'), 'unsubscribed', 'subscribed → unsubscribed')
 from public.wholesale_clients c where c.tenant_id = '1a000000-0000-4000-8000-000000000001' limit 1;
 
