@@ -59,7 +59,8 @@ create table if not exists public.marketing_campaigns (
   created_by uuid default auth.uid(),
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
-  constraint marketing_campaigns_channel_is_type check (channel = type)
+  constraint marketing_campaigns_channel_is_type check (channel = type),
+  unique (id, tenant_id, channel)
 );
 create index if not exists marketing_campaigns_due_idx on public.marketing_campaigns (status, scheduled_at)
   where status in ('scheduled', 'sending');
@@ -116,10 +117,10 @@ create trigger guard_campaign_write before insert or update or delete on public.
  */
 create table if not exists public.campaign_recipients (
   id bigint generated always as identity primary key,
-  tenant_id uuid not null references public.tenants (id) on delete cascade,
-  campaign_id uuid not null references public.marketing_campaigns (id) on delete cascade,
-  client_id uuid not null references public.wholesale_clients (id) on delete cascade,
-  channel text not null references public.notification_channels (name),
+  tenant_id uuid not null,
+  campaign_id uuid not null,
+  client_id uuid not null,
+  channel text not null,
   address text not null check (length(address) between 1 and 320),
   status text not null default 'pending' check (status in ('pending', 'claimed', 'sent', 'delivered',
     'bounced', 'complained', 'failed', 'suppressed', 'unknown')),
@@ -131,7 +132,14 @@ create table if not exists public.campaign_recipients (
   last_error text check (length(last_error) <= 2000),
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
-  unique (campaign_id, client_id, channel)
+  unique (campaign_id, client_id, channel),
+  -- Two composite keys check, per row, that the campaign, its tenant and its
+  -- channel agree and that the client is the same tenant's: two checks
+  -- instead of four single ones (a 100,000-row enqueue spends about a second
+  -- per foreign key).
+  foreign key (campaign_id, tenant_id, channel)
+    references public.marketing_campaigns (id, tenant_id, channel) on delete cascade,
+  foreign key (client_id, tenant_id) references public.wholesale_clients (id, tenant_id) on delete cascade
 );
 create index if not exists campaign_recipients_due_idx on public.campaign_recipients (next_attempt_at)
   where status in ('pending', 'claimed');
