@@ -56,6 +56,10 @@ const env: Record<string, string> = {
   DISPATCH_SECRET: keys.dispatch_secret ?? keys.jwt_secret.slice(0, 24),
   // Signs public links (unsubscribe); a new one per stack start.
   LINK_SIGNING_SECRET: crypto.randomUUID() + crypto.randomUUID(),
+  // Resend's webhook signing secret (Standard Webhooks: whsec_ + base64).
+  RESEND_WEBHOOK_SECRET: `whsec_${
+    btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(24))))
+  }`,
 };
 const sandbox = `http://127.0.0.1:${sandboxPort}`;
 Object.assign(env, {
