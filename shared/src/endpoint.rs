@@ -156,6 +156,12 @@ impl<'a> Ctx<'a> {
         self.config.service_role_key.as_deref()
     }
 
+    /// The service-role key, or a 500 (logged) when the platform did not set it.
+    pub fn require_service_key(&self) -> Result<&'static str> {
+        self.service_role_key()
+            .ok_or_else(|| ApiError::Internal("SUPABASE_SERVICE_ROLE_KEY is not set".into()))
+    }
+
     /// Asks for the outbox to be delivered after the response (coalesced per
     /// isolate; the every-minute schedule delivers otherwise).
     pub fn deliver_outbox(&self) {

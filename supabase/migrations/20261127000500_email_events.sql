@@ -4,6 +4,40 @@
 -- Re-runnable like every migration here.
 
 /*
+ * private.campaign_event(channel, message_id, provider, event_id, type,
+ * payload): the campaign recipient a provider's message id names (its row
+ * locked), and whether this event is new for it (recorded now) or was
+ * recorded before. recipient_id is null when no campaign sent that message;
+ * nothing is then recorded. Shared by the email and SMS event RPCs.
+ */
+create or replace function private.campaign_event(channel text, message_id text, provider text,
+  event_id text, type text, payload jsonb,
+  out recipient_id bigint, out fresh boolean)
+language plpgsql
+set search_path = ''
+as $$
+declare
+  r public.campaign_recipients;
+begin
+  fresh := false;
+  select * into r from public.campaign_recipients x
+  where x.provider_message_id = campaign_event.message_id and x.channel = campaign_event.channel
+  for update;
+  if not found then
+    return;
+  end if;
+  recipient_id := r.id;
+  insert into public.campaign_events (tenant_id, campaign_id, recipient_id, provider, event_id, type, payload)
+  values (r.tenant_id, r.campaign_id, r.id, campaign_event.provider,
+          campaign_event.event_id, campaign_event.type, coalesce(campaign_event.payload, '{}'::jsonb))
+  on conflict on constraint campaign_events_provider_event_id_key do nothing
+  returning true into fresh;
+  fresh := coalesce(fresh, false);
+end
+$$;
+revoke all on function private.campaign_event(text, text, text, text, text, jsonb) from public, anon, authenticated;
+
+/*
  * public.record_email_event(provider, event_id, type, message_id, payload):
  * one provider event, at most once (campaign_events is unique per provider
  * and event id, so a replayed or retried webhook counts once).
@@ -30,29 +64,28 @@ security definer
 set search_path = ''
 as $$
 declare
+  got record;
   r public.campaign_recipients;
-  inserted boolean;
+  fresh boolean;
   firsts boolean;
   next_status text;
 begin
-  select * into r from public.campaign_recipients x
-  where x.provider_message_id = record_email_event.message_id and x.channel = 'email'
-  for update;
-  if not found then
+  select e.recipient_id, e.fresh into got
+  from private.campaign_event('email', record_email_event.message_id, record_email_event.provider,
+    record_email_event.event_id, record_email_event.type, record_email_event.payload) e;
+  fresh := got.fresh;
+  select * into r from public.campaign_recipients x where x.id = got.recipient_id;
+  if got.recipient_id is null then
     return jsonb_build_object('matched', false, 'duplicate', false);
   end if;
-  -- Was this the first event of its type for the recipient (opens, clicks)?
-  select not exists (select 1 from public.campaign_events e
-                     where e.recipient_id = r.id and e.type = record_email_event.type) into firsts;
-  insert into public.campaign_events (tenant_id, campaign_id, recipient_id, provider, event_id, type, payload)
-  values (r.tenant_id, r.campaign_id, r.id, record_email_event.provider, record_email_event.event_id,
-          record_email_event.type, coalesce(record_email_event.payload, '{}'::jsonb))
-  on conflict on constraint campaign_events_provider_event_id_key do nothing
-  returning true into inserted;
-  if inserted is null then
+  if not fresh then
     return jsonb_build_object('matched', true, 'duplicate', true, 'campaign_id', r.campaign_id,
       'status', r.status);
   end if;
+  -- Was this the recipient's first event of its type (opens, clicks)?
+  select not exists (select 1 from public.campaign_events e
+                     where e.recipient_id = r.id and e.type = record_email_event.type
+                       and e.event_id <> record_email_event.event_id) into firsts;
   next_status := case record_email_event.type
     when 'email.delivered' then 'delivered'
     when 'email.bounced' then 'bounced'

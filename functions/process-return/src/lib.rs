@@ -271,9 +271,7 @@ pub async fn run(
         return Ok(p);
     }
 
-    let service_key = ctx
-        .service_role_key()
-        .ok_or_else(|| ApiError::Internal("SUPABASE_SERVICE_ROLE_KEY is not set".into()))?;
+    let service_key = ctx.require_service_key()?;
     // If recording fails, Stripe may have the refund without our knowing: the
     // retry sends the same key, Stripe answers with the same refund, and it is
     // recorded then (or by the outbox's scheduled retry).

@@ -95,9 +95,7 @@ impl Endpoint for ResendWebhook {
     }
 
     async fn run(event: Event, ctx: &Ctx<'_>) -> Result<Response> {
-        let key = ctx
-            .service_role_key()
-            .ok_or_else(|| ApiError::Internal("SUPABASE_SERVICE_ROLE_KEY is not set".into()))?;
+        let key = ctx.require_service_key()?;
         let recorded: Recorded = ctx
             .config
             .rest

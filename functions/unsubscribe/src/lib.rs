@@ -194,9 +194,7 @@ impl Endpoint for Unsubscribe {
             let token = ctx.req.query_param("token").unwrap_or_default();
             return Ok(confirm_page(&token, channel));
         }
-        let key = ctx
-            .service_role_key()
-            .ok_or_else(|| ApiError::Internal("SUPABASE_SERVICE_ROLE_KEY is not set".into()))?;
+        let key = ctx.require_service_key()?;
         let recorded: Recorded = ctx
             .config
             .rest
