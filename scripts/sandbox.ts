@@ -54,9 +54,68 @@ const stats: Record<string, number> = {};
 const bump = (k: string) => (stats[k] = (stats[k] ?? 0) + 1);
 
 // Resend idempotency: key → the payload hash and the response, or "in flight".
-let resendKeys = new Map<string, { hash: string; id?: string }>();
-// Batch keys are their own: key → the payload hash and the ids, or "in flight".
-let resendBatchKeys = new Map<string, { hash: string; ids?: string[] }>();
+let resendKeys = new Map<string, Saved>();
+// Batch keys are their own namespace, kept the same way.
+let resendBatchKeys = new Map<string, Saved>();
+
+/** A request's payload hash, and its reply once it has one ("in flight" before). */
+interface Saved {
+  hash: string;
+  reply?: unknown;
+}
+
+/**
+ * Resend's idempotency for one request: a bad key is 400; a key seen with
+ * another payload 409 invalid_idempotent_request; one still in flight 409
+ * concurrent_idempotent_requests; a finished one replays its saved reply.
+ * Otherwise the key is marked in flight, and the caller saves the reply.
+ */
+async function idempotency(
+  keys: Map<string, Saved>,
+  req: Request,
+  raw: string,
+): Promise<{ key?: string; hash?: string; replay?: Response }> {
+  const key = req.headers.get("idempotency-key") ?? undefined;
+  if (key === undefined) return {};
+  if (key.length < 1 || key.length > 256) {
+    return {
+      replay: json(400, {
+        statusCode: 400,
+        name: "validation_error",
+        message: "Idempotency key must be between 1 and 256 characters",
+      }),
+    };
+  }
+  const hash = await sha256(raw);
+  const seen = keys.get(key);
+  if (!seen) {
+    keys.set(key, { hash });
+    return { key, hash };
+  }
+  if (seen.hash !== hash) {
+    bump("resend:idempotency_mismatch");
+    return {
+      replay: json(409, {
+        statusCode: 409,
+        name: "invalid_idempotent_request",
+        message: "Same idempotency key used with a different request payload.",
+      }),
+    };
+  }
+  if (seen.reply === undefined) {
+    bump("resend:idempotency_concurrent");
+    return {
+      replay: json(409, {
+        statusCode: 409,
+        name: "concurrent_idempotent_requests",
+        message:
+          "Same idempotency key used while original request is still in progress.",
+      }),
+    };
+  }
+  bump("resend:idempotent_replay");
+  return { replay: json(200, seen.reply) };
+}
 
 // Rate limits per provider: a token bucket refilled at `rate` a second, holding
 // at most `rate` tokens (one second's burst), as Resend's per-second limit.
@@ -341,44 +400,12 @@ async function resend(req: Request): Promise<Response> {
   const early = await before("resend", fault);
   if (early) return early;
 
-  const key = req.headers.get("idempotency-key") ?? undefined;
-  if (key !== undefined) {
-    if (key.length < 1 || key.length > 256) {
-      return json(400, {
-        statusCode: 400,
-        name: "validation_error",
-        message: "Idempotency key must be between 1 and 256 characters",
-      });
-    }
-    const hash = await sha256(raw);
-    const seen = resendKeys.get(key);
-    if (seen) {
-      if (seen.hash !== hash) {
-        bump("resend:idempotency_mismatch");
-        return json(409, {
-          statusCode: 409,
-          name: "invalid_idempotent_request",
-          message:
-            "Same idempotency key used with a different request payload.",
-        });
-      }
-      if (!seen.id) {
-        bump("resend:idempotency_concurrent");
-        return json(409, {
-          statusCode: 409,
-          name: "concurrent_idempotent_requests",
-          message:
-            "Same idempotency key used while original request is still in progress.",
-        });
-      }
-      bump("resend:idempotent_replay");
-      return await after(fault, json(200, { id: seen.id }));
-    }
-    resendKeys.set(key, { hash });
-  }
+  const idem = await idempotency(resendKeys, req, raw);
+  if (idem.replay) return await after(fault, idem.replay);
+  const key = idem.key;
   const id = crypto.randomUUID();
   if (key !== undefined) {
-    resendKeys.set(key, { hash: resendKeys.get(key)!.hash, id });
+    resendKeys.set(key, { hash: idem.hash!, reply: { id } });
   }
   sent.push({
     provider: "resend",
@@ -431,44 +458,9 @@ async function resendBatch(req: Request): Promise<Response> {
   const fault = nextFault("resend");
   const early = await before("resend", fault);
   if (early) return early;
-  const key = req.headers.get("idempotency-key") ?? undefined;
-  if (key !== undefined) {
-    if (key.length < 1 || key.length > 256) {
-      return json(400, {
-        statusCode: 400,
-        name: "validation_error",
-        message: "Idempotency key must be between 1 and 256 characters",
-      });
-    }
-    const hash = await sha256(raw);
-    const seen = resendBatchKeys.get(key);
-    if (seen) {
-      if (seen.hash !== hash) {
-        bump("resend:idempotency_mismatch");
-        return json(409, {
-          statusCode: 409,
-          name: "invalid_idempotent_request",
-          message:
-            "Same idempotency key used with a different request payload.",
-        });
-      }
-      if (!seen.ids) {
-        bump("resend:idempotency_concurrent");
-        return json(409, {
-          statusCode: 409,
-          name: "concurrent_idempotent_requests",
-          message:
-            "Same idempotency key used while original request is still in progress.",
-        });
-      }
-      bump("resend:idempotent_replay");
-      return await after(
-        fault,
-        json(200, { data: seen.ids.map((id) => ({ id })) }),
-      );
-    }
-    resendBatchKeys.set(key, { hash });
-  }
+  const idem = await idempotency(resendBatchKeys, req, raw);
+  if (idem.replay) return await after(fault, idem.replay);
+  const key = idem.key;
   const at = new Date().toISOString();
   const ids = emails.map((body) => {
     const id = crypto.randomUUID();
@@ -477,7 +469,10 @@ async function resendBatch(req: Request): Promise<Response> {
     return id;
   });
   if (key !== undefined) {
-    resendBatchKeys.set(key, { hash: resendBatchKeys.get(key)!.hash, ids });
+    resendBatchKeys.set(key, {
+      hash: idem.hash!,
+      reply: { data: ids.map((id) => ({ id })) },
+    });
   }
   bump("resend:batch");
   return await after(fault, json(200, { data: ids.map((id) => ({ id })) }));

@@ -58,26 +58,13 @@ impl PostgrestClient {
     /// `GET /<table>?<query>` (PostgREST's query syntax), as the holder of
     /// `token`: the rows RLS lets it see, as a JSON array.
     pub async fn select(&self, table: &str, query: &str, token: &str) -> Result<Value> {
-        let response = self
+        let request = self
             .http
             .get(format!("{}/{table}?{query}", self.rest_url))
             .header("apikey", &self.apikey)
             .header("authorization", format!("Bearer {token}"))
-            .header("accept", "application/json")
-            .send()
-            .await
-            .map_err(|e| ApiError::Unavailable(format!("select {table}: {e}")))?;
-        let status = response.status().as_u16();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| ApiError::Unavailable(format!("select {table} body: {e}")))?;
-        if (200..300).contains(&status) {
-            serde_json::from_str(&body)
-                .map_err(|e| ApiError::Internal(format!("select {table} returned non-JSON: {e}")))
-        } else {
-            Err(ApiError::from_postgrest(status, &body))
-        }
+            .header("accept", "application/json");
+        json_reply(request, &format!("select {table}")).await
     }
 
     /// `POST /rpc/<function>` with named arguments, as the caller.
@@ -193,22 +180,28 @@ impl PostgrestClient {
         if let Some(admission) = admission {
             request = request.header("x-admission", admission);
         }
-        let response = request
-            .body(args.to_string())
-            .send()
-            .await
-            .map_err(|e| ApiError::Unavailable(format!("rpc {function}: {e}")))?;
-        let status = response.status().as_u16();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| ApiError::Unavailable(format!("rpc {function} body: {e}")))?;
-        if (200..300).contains(&status) {
-            serde_json::from_str(&body)
-                .map_err(|e| ApiError::Internal(format!("rpc {function} returned non-JSON: {e}")))
-        } else {
-            Err(ApiError::from_postgrest(status, &body))
-        }
+        json_reply(request.body(args.to_string()), &format!("rpc {function}")).await
+    }
+}
+
+/// Sends a REST request and reads its JSON answer: a network failure is 503
+/// (retry is safe), a non-2xx answer PostgREST's error as ours, a 2xx that is
+/// not JSON a 500. `what` names the call in the log.
+async fn json_reply(request: reqwest::RequestBuilder, what: &str) -> Result<Value> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("{what}: {e}")))?;
+    let status = response.status().as_u16();
+    let body = response
+        .text()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("{what} body: {e}")))?;
+    if (200..300).contains(&status) {
+        serde_json::from_str(&body)
+            .map_err(|e| ApiError::Internal(format!("{what} returned non-JSON: {e}")))
+    } else {
+        Err(ApiError::from_postgrest(status, &body))
     }
 }
 
