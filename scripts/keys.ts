@@ -76,6 +76,9 @@ Object.assign(env, {
   SLACK_WEBHOOK_URL: `${sandbox}/slack/services/T000/B000/sandbox`,
   STRIPE_BASE_URL: `${sandbox}/stripe`,
   STRIPE_SECRET_KEY: "sk_test_sandbox",
+  // The rates campaigns are paced at (the platform accounts' limits).
+  RESEND_MAX_RPS: "10",
+  TWILIO_MAX_MPS: "20",
 });
 // Tuning a stack may set (scripts/test shortens retries and leases).
 for (
@@ -84,6 +87,8 @@ for (
     "OUTBOX_BATCH_SIZE",
     "OUTBOX_LEASE_SECONDS",
     "OUTBOX_BACKOFF_SECONDS",
+    "RESEND_MAX_RPS",
+    "TWILIO_MAX_MPS",
   ]
 ) {
   const v = Deno.env.get(k);

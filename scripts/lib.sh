@@ -317,8 +317,9 @@ start_rest() {
 
 start_sandbox() {
   log "starting the provider sandbox on 127.0.0.1:$SANDBOX_PORT"
-  SANDBOX_PORT="$SANDBOX_PORT" SANDBOX_HANG_MS="${SANDBOX_HANG_MS:-15000}" \
-    deno run --quiet --allow-net --allow-env "$ROOT/scripts/sandbox.ts" >"$STACK_DIR/sandbox.log" 2>&1 &
+  SANDBOX_PORT="$SANDBOX_PORT" SANDBOX_HANG_MS="${SANDBOX_HANG_MS:-15000}" SANDBOX_STACK_ENV="$STACK_DIR/env" \
+    deno run --quiet --allow-net --allow-env --allow-read="$STACK_DIR/env" "$ROOT/scripts/sandbox.ts" \
+    >"$STACK_DIR/sandbox.log" 2>&1 &
   echo $! >"$STACK_DIR/sandbox.pid"
   wait_for 30 "the provider sandbox" curl -sf "http://127.0.0.1:$SANDBOX_PORT/health"
 }

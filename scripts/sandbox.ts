@@ -3,7 +3,8 @@
 // dispatcher are tested against real HTTP. Production talks to the providers.
 //
 //   POST /resend/emails                                      Resend
-//   POST /resend/emails/batch                                Resend batch (1 to 100 emails, all or nothing)
+//   POST /resend/emails/batch                                Resend batch (1 to 100 emails; all or nothing,
+//                                                            or x-batch-validation: permissive)
 //   POST /twilio/2010-04-01/Accounts/{sid}/Messages.json     Twilio (create)
 //   GET  /twilio/2010-04-01/Accounts/{sid}/Messages.json     Twilio (list, To / DateSent> filters)
 //   POST /klaviyo/api/profile-import/ , /klaviyo/api/events/ Klaviyo
@@ -21,11 +22,19 @@
 //   POST   /_sandbox/limits   {"resend": requests per second, ...}: a real rate limit per
 //                             provider (a token bucket, burst = the rate), answered as the
 //                             provider does: 429 with Retry-After and ratelimit-* headers
+//   POST   /_sandbox/webhooks {"enabled"?, "delay_ms"?, "seed"?, "resend"?: {"delivered", "bounced",
+//                             "complained"}, "twilio"?: {"delivered", "undelivered", "failed"}}:
+//                             the outcome mix of the signed webhooks sent back for each accepted
+//                             email (to the stack's resend-webhook) and each SMS with a
+//                             StatusCallback (to that URL), as Resend and Twilio send them
+//   POST   /_sandbox/twilio/inbound {"from", "body", "to"?}: an SMS from a phone, posted signed
+//                             to the stack's twilio-webhook; answers with what the function said
 //   DELETE /_sandbox          forget everything: sent, idempotency keys, faults, limits
 //
 // Credentials come from the environment (SANDBOX_RESEND_KEY, SANDBOX_TWILIO_SID,
 // SANDBOX_TWILIO_TOKEN, SANDBOX_KLAVIYO_KEY, SANDBOX_SLACK_PATH, SANDBOX_STRIPE_KEY) and are checked
-// as the providers check them. Port: SANDBOX_PORT.
+// as the providers check them. Port: SANDBOX_PORT. SANDBOX_STACK_ENV names the stack's env
+// file, for where webhooks go (SUPABASE_URL) and Resend's signing secret (RESEND_WEBHOOK_SECRET).
 
 type Provider = "resend" | "twilio" | "klaviyo" | "slack" | "stripe";
 type FaultMode = "500" | "429" | "hang" | "reset" | "hang_after_accept";
@@ -41,6 +50,212 @@ const cfg = {
   stripeKey: Deno.env.get("SANDBOX_STRIPE_KEY") ?? "sk_test_sandbox",
   hangMs: Number(Deno.env.get("SANDBOX_HANG_MS") ?? "15000"),
 };
+
+/** KEY='value' lines, as scripts/keys.ts writes the stack's env file. */
+function readEnvFile(path: string | undefined): Record<string, string> {
+  if (!path) return {};
+  try {
+    return Object.fromEntries(
+      Deno.readTextFileSync(path).split("\n").map((l) =>
+        l.match(/^([A-Z0-9_]+)='(.*)'$/)
+      ).filter((m) => m).map((m) => [m![1], m![2]]),
+    );
+  } catch {
+    return {};
+  }
+}
+const stackEnv = readEnvFile(Deno.env.get("SANDBOX_STACK_ENV"));
+const functionsUrl = stackEnv.SUPABASE_URL
+  ? `${stackEnv.SUPABASE_URL}/functions/v1`
+  : undefined;
+
+// Webhooks back to the stack: the outcome mix, and a small queue so a burst
+// of accepted messages is reported steadily, as the providers do.
+interface Hooks {
+  enabled: boolean;
+  delayMs: number;
+  resend: Record<string, number>;
+  twilio: Record<string, number>;
+  rng: () => number;
+}
+const defaultHooks = (): Hooks => ({
+  enabled: Boolean(functionsUrl),
+  delayMs: 50,
+  resend: { delivered: 1 },
+  twilio: { delivered: 1 },
+  rng: Math.random,
+});
+let hooks = defaultHooks();
+const hookQueue: (() => Promise<void>)[] = [];
+let hooksInFlight = 0;
+
+function pick(mix: Record<string, number>): string {
+  const total = Object.values(mix).reduce((a, b) => a + b, 0);
+  let r = hooks.rng() * total;
+  for (const [k, w] of Object.entries(mix)) {
+    if ((r -= w) < 0) return k;
+  }
+  return Object.keys(mix)[0];
+}
+
+function pumpHooks() {
+  while (hooksInFlight < 4 && hookQueue.length) {
+    const job = hookQueue.shift()!;
+    hooksInFlight++;
+    job().finally(() => {
+      hooksInFlight--;
+      pumpHooks();
+    });
+  }
+}
+
+/** Posts until a 2xx, three tries a second apart, as a provider retries. */
+async function deliverHook(
+  kind: string,
+  url: string,
+  make: () => Promise<RequestInit>,
+) {
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    try {
+      const r = await fetch(url, await make());
+      await r.body?.cancel();
+      if (r.ok) {
+        bump(`webhook:${kind}:delivered`);
+        return;
+      }
+      bump(`webhook:${kind}:refused_${r.status}`);
+    } catch {
+      bump(`webhook:${kind}:unreachable`);
+    }
+    await sleep(1000);
+  }
+}
+
+function queueHook(job: () => Promise<void>) {
+  hookQueue.push(async () => {
+    await sleep(hooks.delayMs);
+    await job();
+  });
+  pumpHooks();
+}
+
+const b64 = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes));
+
+/** Resend's events for an accepted email, signed with Standard Webhooks. */
+function resendEvents(id: string, email: Record<string, unknown>) {
+  const secret = stackEnv.RESEND_WEBHOOK_SECRET;
+  if (!hooks.enabled || !functionsUrl || !secret) return;
+  const outcome = pick(hooks.resend);
+  const types = outcome === "complained"
+    ? ["email.delivered", "email.complained"]
+    : [`email.${outcome}`];
+  for (const type of types) {
+    queueHook(() =>
+      deliverHook("resend", `${functionsUrl}/resend-webhook`, async () => {
+        const body = JSON.stringify({
+          type,
+          created_at: new Date().toISOString(),
+          data: {
+            email_id: id,
+            from: email.from,
+            to: Array.isArray(email.to) ? email.to : [email.to],
+            subject: email.subject,
+            ...(type === "email.bounced"
+              ? {
+                bounce: {
+                  type: "Permanent",
+                  message: "mailbox does not exist",
+                },
+              }
+              : {}),
+          },
+        });
+        const msgId = `msg_${crypto.randomUUID().replaceAll("-", "")}`;
+        const at = Math.floor(Date.now() / 1000);
+        const key = await crypto.subtle.importKey(
+          "raw",
+          Uint8Array.from(
+            atob(secret.replace(/^whsec_/, "")),
+            (c) => c.charCodeAt(0),
+          ),
+          { name: "HMAC", hash: "SHA-256" },
+          false,
+          ["sign"],
+        );
+        const mac = new Uint8Array(
+          await crypto.subtle.sign(
+            "HMAC",
+            key,
+            new TextEncoder().encode(`${msgId}.${at}.${body}`),
+          ),
+        );
+        return {
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            "webhook-id": msgId,
+            "webhook-timestamp": String(at),
+            "webhook-signature": `v1,${b64(mac)}`,
+          },
+          body,
+        };
+      })
+    );
+  }
+}
+
+/** Twilio's X-Twilio-Signature: HMAC-SHA1 of the URL and the sorted params. */
+async function twilioSign(url: string, params: Record<string, string>) {
+  const data = url +
+    Object.keys(params).sort().map((k) => k + params[k]).join("");
+  const key = await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(cfg.twilioToken),
+    { name: "HMAC", hash: "SHA-1" },
+    false,
+    ["sign"],
+  );
+  return b64(
+    new Uint8Array(
+      await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(data)),
+    ),
+  );
+}
+
+async function twilioPost(url: string, params: Record<string, string>) {
+  return {
+    method: "POST",
+    headers: {
+      "content-type": "application/x-www-form-urlencoded",
+      "x-twilio-signature": await twilioSign(url, params),
+    },
+    body: new URLSearchParams(params).toString(),
+  };
+}
+
+/** Status callbacks for an accepted SMS: sent, then the outcome. */
+function twilioStatus(message: Record<string, unknown>, callback: string) {
+  if (!hooks.enabled) return;
+  const outcome = pick(hooks.twilio);
+  for (const status of ["sent", outcome]) {
+    const params: Record<string, string> = {
+      AccountSid: String(message.account_sid),
+      MessageSid: String(message.sid),
+      SmsSid: String(message.sid),
+      MessageStatus: status,
+      SmsStatus: status,
+      To: String(message.to),
+      From: String(message.from),
+      ApiVersion: "2010-04-01",
+    };
+    if (status === "undelivered" || status === "failed") {
+      params.ErrorCode = status === "failed" ? "30006" : "30003";
+    }
+    queueHook(() =>
+      deliverHook("twilio", callback, () => twilioPost(callback, params))
+    );
+  }
+}
 
 interface Sent {
   provider: Provider;
@@ -415,6 +630,7 @@ async function resend(req: Request): Promise<Response> {
     idempotency_key: key,
   });
   bump("resend:accepted");
+  resendEvents(id, body);
   return await after(fault, json(200, { id }));
 }
 
@@ -445,9 +661,13 @@ async function resendBatch(req: Request): Promise<Response> {
       message: "The batch must be an array of 1 to 100 emails.",
     });
   }
+  const permissive = req.headers.get("x-batch-validation") === "permissive";
+  const errors: { index: number; message: string }[] = [];
   for (const [i, email] of emails.entries()) {
     const invalid = resendInvalid(email ?? {});
-    if (invalid) {
+    if (invalid && permissive) {
+      errors.push({ index: i, message: invalid });
+    } else if (invalid) {
       return json(422, {
         statusCode: 422,
         name: "validation_error",
@@ -462,20 +682,23 @@ async function resendBatch(req: Request): Promise<Response> {
   if (idem.replay) return await after(fault, idem.replay);
   const key = idem.key;
   const at = new Date().toISOString();
-  const ids = emails.map((body) => {
+  const refused = new Set(errors.map((e) => e.index));
+  const ids = emails.flatMap((body, i) => {
+    if (refused.has(i)) return [];
     const id = crypto.randomUUID();
     sent.push({ provider: "resend", id, at, body, idempotency_key: key });
     bump("resend:accepted");
-    return id;
+    resendEvents(id, body);
+    return [id];
   });
+  const reply = permissive
+    ? { data: ids.map((id) => ({ id })), errors }
+    : { data: ids.map((id) => ({ id })) };
   if (key !== undefined) {
-    resendBatchKeys.set(key, {
-      hash: idem.hash!,
-      reply: { data: ids.map((id) => ({ id })) },
-    });
+    resendBatchKeys.set(key, { hash: idem.hash!, reply });
   }
   bump("resend:batch");
-  return await after(fault, json(200, { data: ids.map((id) => ({ id })) }));
+  return await after(fault, json(200, reply));
 }
 
 function twilioError(status: number, code: number, message: string) {
@@ -564,6 +787,8 @@ async function twilio(req: Request, sid: string, url: URL): Promise<Response> {
     body: message,
   });
   bump("twilio:accepted");
+  const callback = form.get("StatusCallback");
+  if (callback) twilioStatus(message, callback);
   return await after(fault, json(201, message));
 }
 
@@ -916,6 +1141,7 @@ async function control(req: Request, url: URL): Promise<Response> {
     stripeObjects = new Map();
     stripeKeys = new Map();
     faults = { queue: [], retryAfter: 1 };
+    hooks = defaultHooks();
     for (const k of Object.keys(stats)) delete stats[k];
     return json(200, { ok: true });
   }
@@ -934,6 +1160,44 @@ async function control(req: Request, url: URL): Promise<Response> {
       limits.set(provider, { rate, tokens: rate, at: performance.now() });
     }
     return json(200, { ok: true });
+  }
+  if (url.pathname === "/_sandbox/webhooks" && req.method === "POST") {
+    const h = await req.json();
+    const base = defaultHooks();
+    hooks = {
+      enabled: h.enabled ?? base.enabled,
+      delayMs: h.delay_ms ?? base.delayMs,
+      resend: h.resend ?? base.resend,
+      twilio: h.twilio ?? base.twilio,
+      rng: h.seed !== undefined ? seeded(h.seed) : base.rng,
+    };
+    return json(200, { ok: true, functions_url: functionsUrl ?? null });
+  }
+  if (url.pathname === "/_sandbox/twilio/inbound" && req.method === "POST") {
+    const m = await req.json();
+    if (!functionsUrl) {
+      return json(409, { error: "no stack env: SANDBOX_STACK_ENV" });
+    }
+    const target = `${functionsUrl}/twilio-webhook`;
+    const sid = `SM${crypto.randomUUID().replaceAll("-", "")}`;
+    const params: Record<string, string> = {
+      AccountSid: cfg.twilioSid,
+      MessageSid: sid,
+      SmsMessageSid: sid,
+      From: String(m.from),
+      To: String(m.to ?? "+15550001000"),
+      Body: String(m.body),
+      NumMedia: "0",
+      NumSegments: "1",
+      ApiVersion: "2010-04-01",
+    };
+    const r = await fetch(target, await twilioPost(target, params));
+    return new Response(await r.text(), {
+      status: r.status,
+      headers: {
+        "content-type": r.headers.get("content-type") ?? "text/plain",
+      },
+    });
   }
   if (url.pathname === "/_sandbox/faults" && req.method === "POST") {
     const f = await req.json();

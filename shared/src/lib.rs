@@ -16,6 +16,7 @@
 //! - on wasm32, the loader contract ([`export_endpoint!`]).
 
 mod auth;
+pub mod campaign;
 mod config;
 pub mod endpoint;
 mod error;

@@ -253,7 +253,10 @@ async fn resend_batches_respect_the_rate_limit_and_a_retried_batch_sends_once() 
         .map(|(b, k)| resend.send_batch(b, k, &TokioClock));
     let ids = futures::future::join_all(sends).await;
     limits(json!({})).await;
-    let ids: Vec<Vec<String>> = ids.into_iter().map(|r| r.unwrap()).collect();
+    let ids: Vec<Vec<String>> = ids
+        .into_iter()
+        .map(|r| r.unwrap().into_iter().map(Result::unwrap).collect())
+        .collect();
     assert!(ids.iter().all(|i| i.len() == 3));
     let stats: Value = reqwest::get(format!("{}/_sandbox/stats", sandbox()))
         .await
@@ -270,6 +273,7 @@ async fn resend_batches_respect_the_rate_limit_and_a_retried_batch_sends_once() 
         .send_batch(&batches[0], &keys[0], &TokioClock)
         .await
         .unwrap();
+    let again: Vec<String> = again.into_iter().map(Result::unwrap).collect();
     assert_eq!(again, ids[0]);
     let mine = sent("resend")
         .await

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
-use shared::providers::resend::Email;
+use shared::providers::resend::{sender, Email};
 use shared::providers::sms::fit_one_segment;
 use shared::providers::{Clock, SendError};
 use shared::serde::Deserialize;
@@ -173,15 +173,6 @@ fn bounded(value: &Value) -> Value {
         ),
         other => other.clone(),
     }
-}
-
-/// `"Name" <address>`, with the characters that would break the header removed.
-pub fn sender(name: &str, address: &str) -> String {
-    let clean: String = name
-        .chars()
-        .filter(|c| !matches!(c, '"' | '<' | '>' | '\r' | '\n' | '\\'))
-        .collect();
-    format!("\"{}\" <{address}>", clean.trim())
 }
 
 fn rendered(m: Option<Message>) -> Result<Message, SendError> {

@@ -18,32 +18,19 @@
 
 use shared::serde::Deserialize;
 use shared::serde_json::json;
-use shared::signed_link::{self, LinkError};
+
 use shared::{ApiError, Auth, Ctx, Endpoint, Principal, Request, Response, Result, Uuid};
 
-/// What the link may be used for.
-pub const PURPOSE: &str = "unsubscribe";
+/// The token for a client's link on `channel`, valid from `now` for [`LINK_TTL_SECS`].
+pub use shared::campaign::unsubscribe_token as link_token;
 /// Where the keys are.
-pub const SECRETS_VAR: &str = "LINK_SIGNING_SECRET";
+pub use shared::campaign::LINK_SECRETS_VAR as SECRETS_VAR;
 /// How long a link works.
-pub const LINK_TTL_SECS: i64 = 365 * 24 * 3600;
+pub use shared::campaign::LINK_TTL_SECS;
+/// What the link may be used for.
+pub use shared::campaign::UNSUBSCRIBE_PURPOSE as PURPOSE;
 /// The channels a client can leave.
 pub const CHANNELS: &[&str] = &["email", "sms"];
-
-/// The token for a client's link on `channel`, valid from `now` for [`LINK_TTL_SECS`].
-pub fn link_token(
-    secret: &[u8],
-    client_id: Uuid,
-    channel: &str,
-    now: i64,
-) -> std::result::Result<String, LinkError> {
-    signed_link::sign(
-        secret,
-        PURPOSE,
-        &format!("{client_id}:{channel}"),
-        now + LINK_TTL_SECS,
-    )
-}
 
 /// The client and channel a verified link names.
 pub fn subject(subject: &str) -> Result<(Uuid, &str)> {
@@ -221,7 +208,7 @@ mod tests {
     fn a_token_names_one_client_and_channel_for_a_year() {
         let id = Uuid::parse_str(C).unwrap();
         let t = link_token(b"k", id, "sms", 1000).unwrap();
-        let link = signed_link::verify(&[b"k"], PURPOSE, &t, 1000).unwrap();
+        let link = shared::signed_link::verify(&[b"k"], PURPOSE, &t, 1000).unwrap();
         assert_eq!(link.expires_at, 1000 + LINK_TTL_SECS);
         assert_eq!(subject(&link.subject).unwrap(), (id, "sms"));
         for bad in [

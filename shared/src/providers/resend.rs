@@ -84,20 +84,23 @@ impl Resend {
             .post(format!("{}/emails/batch", self.base_url))
             .bearer_auth(&self.api_key)
             .header("idempotency-key", idempotency_key)
+            .header("x-batch-validation", "permissive")
             .header("content-type", "application/json")
             .body(Value::Array(body).to_string())
     }
 
-    /// Sends 1 to [`MAX_BATCH`] emails in one call, all or nothing, retrying
-    /// transient failures with the same key and the same emails, so a retry
-    /// can never send a different batch or send one twice (Resend keeps the
-    /// key 24 hours). The ids come back in the emails' order.
+    /// Sends 1 to [`MAX_BATCH`] emails in one call, retrying transient
+    /// failures with the same key and the same emails, so a retry can never
+    /// send a different batch or send one twice (Resend keeps the key 24
+    /// hours). Validation is permissive: an invalid email is refused alone,
+    /// and the others go. One answer per email, in the emails' order: its id,
+    /// or why Resend refused it (permanent).
     pub async fn send_batch(
         &self,
         emails: &[Email],
         idempotency_key: &str,
         clock: &dyn Clock,
-    ) -> Result<Vec<String>, SendError> {
+    ) -> Result<Vec<Result<String, String>>, SendError> {
         if emails.is_empty() || emails.len() > MAX_BATCH {
             return Err(SendError::permanent(format!(
                 "a batch holds 1 to {MAX_BATCH} emails, not {}",
@@ -170,27 +173,66 @@ pub fn classify(reply: &HttpReply) -> Result<String, SendError> {
     }
 }
 
+/// `"Name" <address>`, with the characters that would break the header removed.
+pub fn sender(name: &str, address: &str) -> String {
+    let clean: String = name
+        .chars()
+        .filter(|c| !matches!(c, '"' | '<' | '>' | '\r' | '\n' | '\\'))
+        .collect();
+    format!("\"{}\" <{address}>", clean.trim())
+}
+
 /// The most emails Resend takes in one batch call.
 pub const MAX_BATCH: usize = 100;
 
-/// A batch reply: 200 `{"data": [{"id"}, …]}` with one id per email, in order;
-/// errors as for one email ([`classify`]), for the whole batch.
-pub fn classify_batch(reply: &HttpReply, count: usize) -> Result<Vec<String>, SendError> {
+/// A batch reply, permissive mode: 200 `{"data": [{"id"}, …], "errors":
+/// [{"index", "message"}, …]}`, the ids of the accepted emails in order and
+/// the refused ones by index; errors as for one email ([`classify`]), for the
+/// whole batch. An answer that does not account for every email is retried.
+pub fn classify_batch(
+    reply: &HttpReply,
+    count: usize,
+) -> Result<Vec<Result<String, String>>, SendError> {
     if reply.status != 200 {
         return classify(reply).map(|_| Vec::new());
     }
     let body: Value = serde_json::from_str(&reply.body).unwrap_or(Value::Null);
-    let ids: Option<Vec<String>> = body.get("data").and_then(Value::as_array).map(|data| {
-        data.iter()
-            .filter_map(|d| d.get("id").and_then(Value::as_str).map(str::to_owned))
-            .collect()
-    });
-    match ids {
-        Some(ids) if ids.len() == count => Ok(ids),
-        _ => Err(SendError::transient(format!(
-            "resend: a batch of {count} answered without {count} ids: {}",
+    let short = || {
+        SendError::transient(format!(
+            "resend: a batch of {count} answered without {count} outcomes: {}",
             truncate(&reply.body, 200)
-        ))),
+        ))
+    };
+    let mut refused: Vec<Option<String>> = vec![None; count];
+    for e in body
+        .get("errors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let index = e.get("index").and_then(Value::as_u64).ok_or_else(short)? as usize;
+        let message = e
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("refused");
+        *refused.get_mut(index).ok_or_else(short)? = Some(format!("resend: {message}"));
+    }
+    let mut ids = body
+        .get("data")
+        .and_then(Value::as_array)
+        .ok_or_else(short)?
+        .iter()
+        .map(|d| d.get("id").and_then(Value::as_str).map(str::to_owned));
+    let outcomes: Option<Vec<Result<String, String>>> = refused
+        .into_iter()
+        .map(|r| match r {
+            Some(reason) => Some(Err(reason)),
+            None => ids.next().flatten().map(Ok),
+        })
+        .collect();
+    match outcomes {
+        Some(o) if ids.next().is_none() => Ok(o),
+        _ => Err(short()),
     }
 }
 
@@ -235,15 +277,35 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_answers_one_id_per_email_or_fails_whole() {
+    fn a_batch_answers_for_each_email_or_fails_whole() {
         let ok = HttpReply::new(200, r#"{"data":[{"id":"a"},{"id":"b"}]}"#);
         assert_eq!(
             classify_batch(&ok, 2),
-            Ok(vec!["a".to_owned(), "b".to_owned()])
+            Ok(vec![Ok("a".to_owned()), Ok("b".to_owned())])
         );
         assert!(
             !classify_batch(&ok, 3).unwrap_err().is_permanent(),
             "a short answer is retried"
+        );
+        let partial = HttpReply::new(
+            200,
+            r#"{"data":[{"id":"a"},{"id":"c"}],"errors":[{"index":1,"message":"Invalid `to` field."}]}"#,
+        );
+        assert_eq!(
+            classify_batch(&partial, 3),
+            Ok(vec![
+                Ok("a".to_owned()),
+                Err("resend: Invalid `to` field.".to_owned()),
+                Ok("c".to_owned())
+            ])
+        );
+        assert!(
+            classify_batch(&partial, 2).is_err(),
+            "an index past the batch"
+        );
+        assert!(
+            classify_batch(&partial, 4).is_err(),
+            "an email unaccounted for"
         );
         let invalid = HttpReply::new(
             422,

@@ -36,6 +36,8 @@ pub struct Twilio {
     from: String,
     http: reqwest::Client,
     pub policy: RetryPolicy,
+    /// Where Twilio posts the message's status changes (`StatusCallback`).
+    pub status_callback: Option<String>,
 }
 
 impl Twilio {
@@ -47,6 +49,7 @@ impl Twilio {
             from: from.to_owned(),
             http: reqwest::Client::new(),
             policy: RetryPolicy::default(),
+            status_callback: None,
         }
     }
 
@@ -58,9 +61,11 @@ impl Twilio {
     }
 
     pub fn request(&self, to: &str, body: &str) -> reqwest::RequestBuilder {
-        let form =
-            serde_urlencoded::to_string([("To", to), ("From", self.from.as_str()), ("Body", body)])
-                .expect("strings always encode");
+        let mut params = vec![("To", to), ("From", self.from.as_str()), ("Body", body)];
+        if let Some(url) = &self.status_callback {
+            params.push(("StatusCallback", url));
+        }
+        let form = serde_urlencoded::to_string(params).expect("strings always encode");
         self.http
             .post(self.messages_url())
             .basic_auth(&self.account_sid, Some(&self.auth_token))
