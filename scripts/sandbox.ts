@@ -149,59 +149,65 @@ function resendEvents(id: string, email: Record<string, unknown>) {
   const types = outcome === "complained"
     ? ["email.delivered", "email.complained"]
     : [`email.${outcome}`];
-  for (const type of types) {
-    queueHook(() =>
-      deliverHook("resend", `${functionsUrl}/resend-webhook`, async () => {
-        const body = JSON.stringify({
-          type,
-          created_at: new Date().toISOString(),
-          data: {
-            email_id: id,
-            from: email.from,
-            to: Array.isArray(email.to) ? email.to : [email.to],
-            subject: email.subject,
-            ...(type === "email.bounced"
-              ? {
-                bounce: {
-                  type: "Permanent",
-                  message: "mailbox does not exist",
-                },
-              }
-              : {}),
-          },
-        });
-        const msgId = `msg_${crypto.randomUUID().replaceAll("-", "")}`;
-        const at = Math.floor(Date.now() / 1000);
-        const key = await crypto.subtle.importKey(
-          "raw",
-          Uint8Array.from(
-            atob(secret.replace(/^whsec_/, "")),
-            (c) => c.charCodeAt(0),
-          ),
-          { name: "HMAC", hash: "SHA-256" },
-          false,
-          ["sign"],
-        );
-        const mac = new Uint8Array(
-          await crypto.subtle.sign(
-            "HMAC",
-            key,
-            new TextEncoder().encode(`${msgId}.${at}.${body}`),
-          ),
-        );
-        return {
-          method: "POST",
-          headers: {
-            "content-type": "application/json",
-            "webhook-id": msgId,
-            "webhook-timestamp": String(at),
-            "webhook-signature": `v1,${b64(mac)}`,
-          },
-          body,
-        };
-      })
-    );
-  }
+  // One job per email, so its events arrive in order (delivered, then a
+  // complaint), as Resend sends them.
+  queueHook(async () => {
+    for (const type of types) {
+      await deliverHook(
+        "resend",
+        `${functionsUrl}/resend-webhook`,
+        async () => {
+          const body = JSON.stringify({
+            type,
+            created_at: new Date().toISOString(),
+            data: {
+              email_id: id,
+              from: email.from,
+              to: Array.isArray(email.to) ? email.to : [email.to],
+              subject: email.subject,
+              ...(type === "email.bounced"
+                ? {
+                  bounce: {
+                    type: "Permanent",
+                    message: "mailbox does not exist",
+                  },
+                }
+                : {}),
+            },
+          });
+          const msgId = `msg_${crypto.randomUUID().replaceAll("-", "")}`;
+          const at = Math.floor(Date.now() / 1000);
+          const key = await crypto.subtle.importKey(
+            "raw",
+            Uint8Array.from(
+              atob(secret.replace(/^whsec_/, "")),
+              (c) => c.charCodeAt(0),
+            ),
+            { name: "HMAC", hash: "SHA-256" },
+            false,
+            ["sign"],
+          );
+          const mac = new Uint8Array(
+            await crypto.subtle.sign(
+              "HMAC",
+              key,
+              new TextEncoder().encode(`${msgId}.${at}.${body}`),
+            ),
+          );
+          return {
+            method: "POST",
+            headers: {
+              "content-type": "application/json",
+              "webhook-id": msgId,
+              "webhook-timestamp": String(at),
+              "webhook-signature": `v1,${b64(mac)}`,
+            },
+            body,
+          };
+        },
+      );
+    }
+  });
 }
 
 /** Twilio's X-Twilio-Signature: HMAC-SHA1 of the URL and the sorted params. */
@@ -237,7 +243,7 @@ async function twilioPost(url: string, params: Record<string, string>) {
 function twilioStatus(message: Record<string, unknown>, callback: string) {
   if (!hooks.enabled) return;
   const outcome = pick(hooks.twilio);
-  for (const status of ["sent", outcome]) {
+  const posts = ["sent", outcome].map((status) => {
     const params: Record<string, string> = {
       AccountSid: String(message.account_sid),
       MessageSid: String(message.sid),
@@ -251,10 +257,13 @@ function twilioStatus(message: Record<string, unknown>, callback: string) {
     if (status === "undelivered" || status === "failed") {
       params.ErrorCode = status === "failed" ? "30006" : "30003";
     }
-    queueHook(() =>
-      deliverHook("twilio", callback, () => twilioPost(callback, params))
-    );
-  }
+    return params;
+  });
+  queueHook(async () => {
+    for (const params of posts) {
+      await deliverHook("twilio", callback, () => twilioPost(callback, params));
+    }
+  });
 }
 
 interface Sent {

@@ -431,20 +431,19 @@ pub async fn drain(
                 return Ok(done);
             }
             let rate = rate(config, channel);
+            let mut args = json!({
+                "channel": channel,
+                "rate": rate,
+                "max_batches": if *channel == "sms" { 1 } else { 10 },
+                "batch_size": if *channel == "sms" { 20 } else { EMAIL_BATCH },
+                "lease_seconds": LEASE_SECONDS,
+            });
+            if let Some(id) = only {
+                args["campaign_id"] = json!(id);
+            }
             let claimed: Claimed = config
                 .rest
-                .rpc_as(
-                    "claim_campaign_batches",
-                    &json!({
-                        "channel": channel,
-                        "rate": rate,
-                        "max_batches": if *channel == "sms" { 1 } else { 10 },
-                        "batch_size": if *channel == "sms" { 20 } else { EMAIL_BATCH },
-                        "lease_seconds": LEASE_SECONDS,
-                        "campaign_id": only,
-                    }),
-                    key,
-                )
+                .rpc_as("claim_campaign_batches", &args, key)
                 .await?;
             if claimed.batches.is_empty() {
                 if claimed.more && claimed.wait_ms > 0 {

@@ -477,7 +477,8 @@ grant execute on function public.claim_campaign_batches(text, double precision, 
  *                                                    batch, with ±25 %
  *                                                    jitter between batches
  * Only rows still claimed change (a late report about a row that another
- * sender has finished changes nothing). A campaign whose recipients are all
+ * sender has finished changes nothing). Provider events that arrived before
+ * this report are applied now (private.apply_early_events). A campaign whose recipients are all
  * sent or failed becomes sent. Returns {"sent", "failed", "retrying",
  * "stale"}. Service role only. Locks the recipient rows, then their
  * campaign rows.
@@ -514,7 +515,7 @@ begin
         updated_at = now()
     from given g
     where r.id = g.id and r.status = 'claimed'
-    returning r.id, r.campaign_id, r.tenant_id, r.client_id, r.status, g.unsubscribed
+    returning r.id, r.campaign_id, r.tenant_id, r.client_id, r.status, g.unsubscribed, g.message_id
   ),
   counted as (
     update public.marketing_campaigns m
@@ -540,10 +541,17 @@ begin
     'retrying', (select count(*) from changed where status = 'claimed'),
     'stale', jsonb_array_length(outcomes) - (select count(*) from changed),
     'campaigns', (select coalesce(jsonb_agg(id), '[]'::jsonb) from counted),
+    'message_ids', (select coalesce(jsonb_agg(message_id), '[]'::jsonb) from changed where status = 'sent'),
     'opted_out', (select count(*) from opted_out))
   into result;
   perform private.finish_campaigns(array(select jsonb_array_elements_text(result -> 'campaigns')::uuid));
-  return result - 'campaigns';
+  -- Events the providers sent before this report. The locks order this
+  -- with a webhook that is looking for these messages now: it either kept
+  -- its event before (applied here) or finds the recorded message after.
+  perform pg_catalog.pg_advisory_xact_lock(hashtext('campaign_message:' || m))
+  from (select jsonb_array_elements_text(result -> 'message_ids') m order by 1) x;
+  perform private.apply_early_events(array(select jsonb_array_elements_text(result -> 'message_ids')));
+  return result - 'campaigns' - 'message_ids';
 end
 $$;
 revoke all on function public.record_campaign_outcomes(jsonb, double precision) from public, anon, authenticated;
@@ -664,3 +672,99 @@ set subject_table = excluded.subject_table, resource = excluded.resource;
 insert into public.rate_limit_policies (tenant_id, function_name, max_requests, window_seconds)
 values (null, 'send-campaign', 60, 60)
 on conflict (tenant_id, function_name) do nothing;
+
+/*
+ * Events that arrive before their send is recorded. A provider may report a
+ * message (Resend's webhook, Twilio's status callback) before the sender has
+ * written its message id to the recipient. Such an event is kept here, and
+ * applied when record_campaign_outcomes records that id; one that matches no
+ * campaign message (a transactional email) is deleted after a day.
+ */
+create table if not exists private.early_campaign_events (
+  provider text not null,
+  event_id text not null,
+  channel text not null,
+  message_id text not null,
+  type text not null,
+  payload jsonb not null,
+  received_at timestamptz not null default now(),
+  primary key (provider, event_id)
+);
+create index if not exists early_campaign_events_message_idx on private.early_campaign_events (message_id);
+revoke all on private.early_campaign_events from public, anon, authenticated;
+
+/*
+ * private.campaign_event(…), again: as before, and an event whose message no
+ * campaign recipient has yet is kept in private.early_campaign_events. Takes
+ * the message's advisory lock before it decides that.
+ */
+create or replace function private.campaign_event(channel text, message_id text, provider text,
+  event_id text, type text, payload jsonb,
+  out recipient_id bigint, out fresh boolean)
+language plpgsql
+set search_path = ''
+as $$
+declare
+  r public.campaign_recipients;
+begin
+  fresh := false;
+  select * into r from public.campaign_recipients x
+  where x.provider_message_id = campaign_event.message_id and x.channel = campaign_event.channel
+  for update;
+  if not found then
+    -- The sender may be recording this message right now: wait for it
+    -- (record_campaign_outcomes takes the same lock), then look again.
+    perform pg_catalog.pg_advisory_xact_lock(hashtext('campaign_message:' || campaign_event.message_id));
+    select * into r from public.campaign_recipients x
+    where x.provider_message_id = campaign_event.message_id and x.channel = campaign_event.channel
+    for update;
+  end if;
+  if not found then
+    insert into private.early_campaign_events (provider, event_id, channel, message_id, type, payload)
+    values (campaign_event.provider, campaign_event.event_id, campaign_event.channel,
+            campaign_event.message_id, campaign_event.type, coalesce(campaign_event.payload, '{}'::jsonb))
+    on conflict do nothing;
+    return;
+  end if;
+  recipient_id := r.id;
+  insert into public.campaign_events (tenant_id, campaign_id, recipient_id, provider, event_id, type, payload)
+  values (r.tenant_id, r.campaign_id, r.id, campaign_event.provider,
+          campaign_event.event_id, campaign_event.type, coalesce(campaign_event.payload, '{}'::jsonb))
+  on conflict on constraint campaign_events_provider_event_id_key do nothing
+  returning true into fresh;
+  fresh := coalesce(fresh, false);
+end
+$$;
+revoke all on function private.campaign_event(text, text, text, text, text, jsonb) from public, anon, authenticated;
+
+/*
+ * private.apply_early_events(message_ids): the kept events of these messages,
+ * applied in the order they arrived, then forgotten. Locks their recipients.
+ */
+create or replace function private.apply_early_events(message_ids text[])
+returns integer
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  e private.early_campaign_events;
+  n integer := 0;
+begin
+  for e in
+    delete from private.early_campaign_events x where x.message_id = any (message_ids) returning x.*
+  loop
+    if e.channel = 'email' then
+      perform public.record_email_event(e.provider, e.event_id, e.type, e.message_id, e.payload);
+    else
+      perform public.record_sms_status(e.message_id, substr(e.type, 5), e.payload ->> 'ErrorCode', e.payload);
+    end if;
+    n := n + 1;
+  end loop;
+  return n;
+end
+$$;
+revoke all on function private.apply_early_events(text[]) from public, anon, authenticated;
+
+select cron.schedule('purge-early-campaign-events', '29 * * * *',
+  $job$delete from private.early_campaign_events where received_at < now() - interval '1 day'$job$);
