@@ -365,7 +365,8 @@ revoke all on function private.claim_campaign_batch(uuid, integer, integer) from
  *
  * Returns {"batches": [batch, …] (see private.claim_campaign_batch),
  * "campaigns": {id: {"content", "channel", "started_at" (epoch seconds)}}, "wait_ms",
- * "more" (a campaign on the channel is still sending)}. Service role only.
+ * "more" (recipients on the channel are due now: worth waiting for a
+ * token)}. Service role only.
  * Locks the bucket row (claims go one at a time), then each batch's rows.
  */
 create or replace function public.claim_campaign_batches(channel text, rate double precision,
@@ -445,8 +446,11 @@ begin
       where m.id in (select (b ->> 'campaign_id')::uuid from jsonb_array_elements(batches) b)), '{}'::jsonb),
     'wait_ms', case when balance >= 1 then 0 else ceil((1 - balance) / rate * 1000) end,
     'more', exists (select 1 from public.marketing_campaigns m
+                    join public.campaign_recipients r on r.campaign_id = m.id
                     where m.status = 'sending' and m.channel = claim_campaign_batches.channel
-                      and (claim_campaign_batches.campaign_id is null or m.id = claim_campaign_batches.campaign_id)));
+                      and (claim_campaign_batches.campaign_id is null or m.id = claim_campaign_batches.campaign_id)
+                      and ((r.status = 'pending' and r.next_attempt_at <= clock_timestamp())
+                           or (r.status = 'claimed' and r.claimed_until <= clock_timestamp()))));
 end
 $$;
 revoke all on function public.claim_campaign_batches(text, double precision, integer, integer, integer, uuid)
