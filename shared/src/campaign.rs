@@ -277,20 +277,7 @@ async fn send_emails(
         .secrets(LINK_SECRETS_VAR)
         .first()
         .map(|s| s.as_bytes());
-    let setup = || -> std::result::Result<_, SendError> {
-        let resend = config
-            .providers
-            .resend
-            .as_ref()
-            .ok_or_else(|| SendError::transient("email is not configured (RESEND_API_KEY)"))?;
-        let from = config
-            .providers
-            .email_from
-            .as_deref()
-            .ok_or_else(|| SendError::transient("email is not configured (EMAIL_FROM)"))?;
-        Ok((resend, from))
-    };
-    let (resend, from) = match setup() {
+    let (resend, from) = match config.providers.email() {
         Ok(s) => s,
         Err(e) => {
             return batch

@@ -44,6 +44,20 @@ pub struct Providers {
     pub stripe: Option<stripe::Stripe>,
 }
 
+impl Providers {
+    /// Resend and the address email is sent from, or the transient error a
+    /// message waits on until both are configured.
+    pub fn email(&self) -> Result<(&resend::Resend, &str), crate::providers::SendError> {
+        let resend = self.resend.as_ref().ok_or_else(|| {
+            crate::providers::SendError::transient("email is not configured (RESEND_API_KEY)")
+        })?;
+        let from = self.email_from.as_deref().ok_or_else(|| {
+            crate::providers::SendError::transient("email is not configured (EMAIL_FROM)")
+        })?;
+        Ok((resend, from))
+    }
+}
+
 /// How the dispatcher works through the outbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxSettings {

@@ -199,16 +199,7 @@ async fn email(
         .recipient
         .clone()
         .ok_or_else(|| SendError::permanent("the client has no email address"))?;
-    let resend = config
-        .providers
-        .resend
-        .as_ref()
-        .ok_or_else(|| SendError::transient("email is not configured (RESEND_API_KEY)"))?;
-    let from = config
-        .providers
-        .email_from
-        .as_deref()
-        .ok_or_else(|| SendError::transient("email is not configured (EMAIL_FROM)"))?;
+    let (resend, from) = config.providers.email()?;
     // The sender's name is the payload's `sender_name`, or its `business_name`.
     let name = ["sender_name", "business_name"]
         .iter()
