@@ -2,6 +2,7 @@
 // dispatcher → the provider sandbox → signed webhooks back.
 import assert from "node:assert/strict";
 import {
+  assertBoundary,
   env,
   faults,
   invoke,
@@ -195,6 +196,27 @@ Deno.test("2,000 recipients: each gets one email, the unsubscribed none; a repea
   );
   assert.equal(badMerge.status, 400);
   assert.match(badMerge.body.error.details["content.body"], /client\.nickname/);
+});
+
+Deno.test("bad requests to send-campaign are clean 4xx and create nothing", async () => {
+  const t = await makeTenant();
+  const count = async () =>
+    (await sql`select count(*)::int as n from public.marketing_campaigns where tenant_id = ${t.id}`)[
+      0
+    ].n;
+  const before = await count();
+  await assertBoundary(
+    t,
+    "send-campaign",
+    campaign(),
+    async () => (await count()) !== before,
+    "content.body",
+  );
+  // A viewer may read campaigns but not send one.
+  await sql`update public.tenant_users set role = 'viewer' where tenant_id = ${t.id}`;
+  const viewer = await invoke(t.db, "send-campaign", campaign());
+  assert.equal(viewer.status, 403, JSON.stringify(viewer.body));
+  assert.equal(await count(), before);
 });
 
 Deno.test("30 % faults and a dispatcher that died after claiming: nothing lost, nothing twice", async () => {

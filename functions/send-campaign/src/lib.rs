@@ -383,6 +383,9 @@ impl Endpoint for SendCampaign {
     type Input = CampaignInput;
 
     fn input(req: &Request, _now: i64) -> Result<CampaignInput> {
+        // campaign_id is this endpoint's idempotency key; an Idempotency-Key
+        // header is still checked like everywhere else, then not needed.
+        req.idempotency_key()?;
         validate(&req.json_object()?)
     }
 
