@@ -41,6 +41,8 @@ use crate::http::{Request, Response, MAX_BODY_BYTES};
 use crate::providers::Clock;
 use crate::signed_link::{self, SignedLink};
 use crate::webhooks::{self, Provider};
+use serde_json::json;
+use uuid::Uuid;
 
 /// A webhook's signing scheme (see [`webhooks`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +149,47 @@ impl<'a> Ctx<'a> {
             Principal::User(c) => Ok(c),
             _ => Err(ApiError::Internal(
                 "caller() on an endpoint without a user".into(),
+            )),
+        }
+    }
+
+    /// The tenant a request acts for: the one it names, else the caller's
+    /// only tenant. A caller of several tenants must name one (400); one of
+    /// none is 403. Whether the caller may act for a named tenant is the
+    /// RPC's to decide (it checks the role).
+    pub async fn tenant(&self, named: Option<Uuid>) -> Result<Uuid> {
+        if let Some(t) = named {
+            return Ok(t);
+        }
+        let caller = self.caller()?;
+        let rows = self
+            .config
+            .rest
+            .select(
+                "tenant_users",
+                &format!("select=tenant_id&user_id=eq.{}", caller.user_id),
+                &caller.token,
+            )
+            .await?;
+        let ids: Vec<Uuid> = rows
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| {
+                r.get("tenant_id")?
+                    .as_str()
+                    .and_then(|s| Uuid::try_parse(s).ok())
+            })
+            .collect();
+        match ids.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(ApiError::Forbidden {
+                message: "you are not a member of any tenant".into(),
+                details: json!({}),
+            }),
+            _ => Err(ApiError::field(
+                "tenant_id",
+                "is required: you belong to several tenants",
             )),
         }
     }

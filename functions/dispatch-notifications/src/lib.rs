@@ -283,7 +283,16 @@ pub struct Summary {
     /// Scheduled campaigns started by this call.
     pub campaigns_started: u64,
     pub campaign: shared::campaign::Drained,
+    /// Workflow runs advanced, and the actions their steps took.
+    pub workflow_runs: u64,
+    pub workflow_actions: u64,
 }
+
+/// Workflow runs advanced per call of `advance_workflow_runs`, and calls at
+/// most per dispatch: due runs go first, so the messages their steps queue
+/// leave in the same dispatch.
+pub const WORKFLOW_BATCH: u64 = 100;
+pub const WORKFLOW_ROUNDS: u32 = 20;
 
 /// A call stops claiming campaign batches after this long, or after
 /// [`CAMPAIGN_MESSAGES`] messages, and hands over to a fresh call: each stays
@@ -301,6 +310,30 @@ pub async fn run(input: DispatchInput, config: &Config, clock: &dyn Clock) -> Re
     let lease_seconds = input.lease_seconds.unwrap_or(config.outbox.lease_seconds);
     let started = clock.now_unix_secs();
     let mut summary = Summary::default();
+    for _ in 0..WORKFLOW_ROUNDS {
+        // A failure here must not hold the outbox back; the next call retries.
+        match config
+            .rest
+            .rpc(
+                "advance_workflow_runs",
+                &json!({"max_runs": WORKFLOW_BATCH}),
+                key,
+            )
+            .await
+        {
+            Ok(r) => {
+                summary.workflow_runs += r["runs"].as_u64().unwrap_or(0);
+                summary.workflow_actions += r["actions"].as_u64().unwrap_or(0);
+                if r["more"] != json!(true) {
+                    break;
+                }
+            }
+            Err(e) => {
+                log(&format!("advancing workflow runs failed: {e:?}"));
+                break;
+            }
+        }
+    }
     loop {
         let claimed = config
             .rest
@@ -417,7 +450,8 @@ impl Endpoint for DispatchNotifications {
             200,
             &json!({"claimed": s.claimed, "sent": s.sent, "retrying": s.retrying, "dead": s.dead,
                     "campaigns": {"started": s.campaigns_started, "batches": c.batches, "sent": c.sent,
-                                  "failed": c.failed, "retrying": c.retrying, "more": c.cut_short}}),
+                                  "failed": c.failed, "retrying": c.retrying, "more": c.cut_short},
+                    "workflows": {"runs": s.workflow_runs, "actions": s.workflow_actions}}),
         ))
     }
 }

@@ -31,7 +31,7 @@ pub mod filters;
 use shared::campaign::{self, Budget, Rendered};
 use shared::serde::Deserialize;
 use shared::serde_json::{json, Map, Value};
-use shared::{ApiError, Auth, Counted, Ctx, Endpoint, Request, Response, Result, Uuid, Validator};
+use shared::{Auth, Counted, Ctx, Endpoint, Request, Response, Result, Uuid, Validator};
 
 use content::{Format, SmsFit};
 
@@ -336,45 +336,6 @@ pub fn response(state: &State, sms: Option<&SmsFit>) -> Value {
     body
 }
 
-/// The caller's tenant when the request names none: their only one.
-async fn only_tenant(ctx: &Ctx<'_>) -> Result<Uuid> {
-    let caller = ctx.caller()?;
-    let rows = ctx
-        .config
-        .rest
-        .select(
-            "tenant_users",
-            &format!("select=tenant_id&user_id=eq.{}", caller.user_id),
-            &caller.token,
-        )
-        .await?;
-    let ids: Vec<Uuid> = rows
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|r| {
-            r.get("tenant_id")?
-                .as_str()
-                .and_then(|s| Uuid::try_parse(s).ok())
-        })
-        .collect();
-    match ids.as_slice() {
-        [one] => Ok(*one),
-        [] => Err(ApiError::Forbidden {
-            message: "you are not a member of any tenant".into(),
-            details: json!({}),
-        }),
-        _ => {
-            let mut m = Map::new();
-            m.insert(
-                "tenant_id".into(),
-                json!("is required: you belong to several tenants"),
-            );
-            Err(ApiError::Validation(m))
-        }
-    }
-}
-
 pub struct SendCampaign;
 
 impl Endpoint for SendCampaign {
@@ -391,10 +352,7 @@ impl Endpoint for SendCampaign {
 
     async fn run(input: CampaignInput, ctx: &Ctx<'_>) -> Result<Response> {
         let caller = ctx.caller()?;
-        let tenant = match input.tenant_id {
-            Some(t) => t,
-            None => only_tenant(ctx).await?,
-        };
+        let tenant = ctx.tenant(input.tenant_id).await?;
         let rest = &ctx.config.rest;
         let mut state: State = rest
             .rpc_counted_as(
