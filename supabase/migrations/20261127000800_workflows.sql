@@ -154,9 +154,16 @@ create table if not exists public.workflow_runs (
 );
 create index if not exists workflow_runs_due_idx on public.workflow_runs (next_run_at)
   where status in ('active', 'waiting');
-create index if not exists workflow_runs_subject_idx on public.workflow_runs (tenant_id, subject)
+-- What an event looks up: the subject's runs it ends, and those it wakes.
+drop index if exists public.workflow_runs_subject_idx;
+create index if not exists workflow_runs_exit_idx on public.workflow_runs (tenant_id, subject, exit_when)
+  where status in ('active', 'waiting') and exit_when is not null;
+create index if not exists workflow_runs_wake_idx on public.workflow_runs (tenant_id, subject, (waiting_for ->> 'event'))
+  where status = 'waiting' and waiting_for ? 'event';
+create index if not exists workflow_runs_tenant_due_idx on public.workflow_runs (tenant_id, next_run_at)
   where status in ('active', 'waiting');
 create index if not exists workflow_runs_workflow_idx on public.workflow_runs (workflow_id, subject, created_at);
+create index if not exists workflow_runs_event_idx on public.workflow_runs (event_id);
 select private.isolate_by_tenant('public.workflow_runs', 'workflow runs');
 revoke all on public.workflow_runs from anon, authenticated;
 grant select on public.workflow_runs to authenticated;
@@ -850,15 +857,28 @@ declare
   doc jsonb;
   allowed boolean;
 begin
-  update public.workflow_runs r
-  set status = 'exited', finished_at = now(), updated_at = now(), next_run_at = null,
-      last_error = null, context = r.context || jsonb_build_object('exited_by', new.id)
-  where r.tenant_id = new.tenant_id and r.subject is not distinct from new.subject
-    and r.status in ('active', 'waiting') and r.exit_when = new.type;
-  update public.workflow_runs r
-  set next_run_at = private.wf_now(), updated_at = now()
-  where r.tenant_id = new.tenant_id and r.subject is not distinct from new.subject
-    and r.status = 'waiting' and r.waiting_for ->> 'event' = new.type;
+  -- (= and is null, not "is not distinct from", so that the index serves)
+  if new.subject is not null then
+    update public.workflow_runs r
+    set status = 'exited', finished_at = now(), updated_at = now(), next_run_at = null,
+        last_error = null, context = r.context || jsonb_build_object('exited_by', new.id)
+    where r.tenant_id = new.tenant_id and r.subject = new.subject
+      and r.status in ('active', 'waiting') and r.exit_when is not null and r.exit_when = new.type;
+    update public.workflow_runs r
+    set next_run_at = private.wf_now(), updated_at = now()
+    where r.tenant_id = new.tenant_id and r.subject = new.subject
+      and r.status = 'waiting' and r.waiting_for ? 'event' and r.waiting_for ->> 'event' = new.type;
+  else
+    update public.workflow_runs r
+    set status = 'exited', finished_at = now(), updated_at = now(), next_run_at = null,
+        last_error = null, context = r.context || jsonb_build_object('exited_by', new.id)
+    where r.tenant_id = new.tenant_id and r.subject is null
+      and r.status in ('active', 'waiting') and r.exit_when is not null and r.exit_when = new.type;
+    update public.workflow_runs r
+    set next_run_at = private.wf_now(), updated_at = now()
+    where r.tenant_id = new.tenant_id and r.subject is null
+      and r.status = 'waiting' and r.waiting_for ? 'event' and r.waiting_for ->> 'event' = new.type;
+  end if;
   for w in
     select * from public.marketing_workflows m
     where m.tenant_id = new.tenant_id and m.trigger_event = new.type and m.enabled
@@ -878,7 +898,7 @@ begin
     if w.reentry = 'cooldown' then
       -- The subject's lock (taken for this event) orders starts.
       allowed := not exists (select 1 from public.workflow_runs r
-        where r.workflow_id = w.id and r.subject is not distinct from new.subject
+        where r.workflow_id = w.id and (r.subject = new.subject or (new.subject is null and r.subject is null))
           and r.created_at > private.wf_now() - private.wf_duration(w.cooldown));
     end if;
     if allowed then
@@ -1143,11 +1163,12 @@ revoke all on function private.wf_max_attempts() from public, anon, authenticate
 /*
  * private.wf_advance(run): advances a claimed run step by step until it
  * waits, ends, or fails. Every step is logged in workflow_step_runs. Returns
- * the actions it completed (messages queued, clients updated). Raises when a
+ * the actions it completed (messages queued, clients updated), and of them
+ * the messages it queued. Raises when a
  * step fails (the caller rolls the run back to its savepoint and retries).
  */
-create or replace function private.wf_advance(run_id uuid)
-returns integer
+drop function if exists private.wf_advance(uuid);
+create or replace function private.wf_advance(run_id uuid, out actions_done integer, out messages integer)
 language plpgsql
 security definer
 set search_path = ''
@@ -1159,7 +1180,6 @@ declare
   step jsonb;
   path_text text;
   kind text;
-  done integer := 0;
   now_ts timestamptz;
   due timestamptz;
   tz text;
@@ -1174,6 +1194,8 @@ declare
   matched public.platform_events;
   deadline timestamptz;
 begin
+  actions_done := 0;
+  messages := 0;
   select * into r from public.workflow_runs x where x.id = wf_advance.run_id;
   select v.definition into defn from public.workflow_versions v
   where v.workflow_id = r.workflow_id and v.version = r.version;
@@ -1264,7 +1286,8 @@ begin
         insert into public.workflow_step_runs (tenant_id, run_id, step_path, type, outcome, detail)
         values (r.tenant_id, r.id, path_text, kind, 'done',
                 jsonb_build_object('message_id', private.wf_message_id(r.id, path_text), 'to', address));
-        done := done + 1;
+        actions_done := actions_done + 1;
+        messages := messages + 1;
         r.step := private.wf_next(actions, r.step);
       when 'notify_slack' then
         insert into public.notification_outbox (id, tenant_id, channel, template, recipient, payload)
@@ -1275,7 +1298,8 @@ begin
         insert into public.workflow_step_runs (tenant_id, run_id, step_path, type, outcome, detail)
         values (r.tenant_id, r.id, path_text, kind, 'done',
                 jsonb_build_object('message_id', private.wf_message_id(r.id, path_text)));
-        done := done + 1;
+        actions_done := actions_done + 1;
+        messages := messages + 1;
         r.step := private.wf_next(actions, r.step);
       when 'update_client' then
         if client is null then
@@ -1293,7 +1317,7 @@ begin
           where c.id = r.subject;
           insert into public.workflow_step_runs (tenant_id, run_id, step_path, type, outcome, detail)
           values (r.tenant_id, r.id, path_text, kind, 'done', step - 'type');
-          done := done + 1;
+          actions_done := actions_done + 1;
           client := null;
         end if;
         r.step := private.wf_next(actions, r.step);
@@ -1338,13 +1362,21 @@ begin
           exit;
         end if;
         deadline := r.step_since + private.wf_duration(step ->> 'timeout');
-        select e.* into matched from public.platform_events e
-        where e.tenant_id = r.tenant_id and e.subject is not distinct from r.subject
-          and e.type = step ->> 'event' and e.recorded_at >= r.step_since and e.recorded_at <= deadline
-          and (not step ? 'match' or private.wf_test(step -> 'match',
-                 jsonb_build_object('event', e.payload, 'client', coalesce(client, '{}'::jsonb))))
-        order by e.recorded_at, e.id
-        limit 1;
+        matched := null;
+        for matched in
+          select e.* from public.platform_events e
+          where e.tenant_id = r.tenant_id and e.subject = r.subject
+            and e.type = step ->> 'event' and e.recorded_at >= r.step_since and e.recorded_at <= deadline
+          union all
+          select e.* from public.platform_events e
+          where r.subject is null and e.tenant_id = r.tenant_id and e.subject is null
+            and e.type = step ->> 'event' and e.recorded_at >= r.step_since and e.recorded_at <= deadline
+          order by recorded_at, id
+        loop
+          exit when not step ? 'match' or private.wf_test(step -> 'match',
+            jsonb_build_object('event', matched.payload, 'client', coalesce(client, '{}'::jsonb)));
+          matched := null;
+        end loop;
         if matched.id is not null then
           insert into public.workflow_step_runs (tenant_id, run_id, step_path, type, outcome, detail)
           values (r.tenant_id, r.id, path_text, kind, 'matched', jsonb_build_object('event_id', matched.id));
@@ -1387,7 +1419,6 @@ begin
       next_run_at = r.next_run_at, waiting_for = r.waiting_for, attempt = 0,
       steps_taken = r.steps_taken, last_error = r.last_error, finished_at = r.finished_at, updated_at = now()
   where x.id = r.id;
-  return done;
 end
 $$;
 revoke all on function private.wf_advance(uuid) from public, anon, authenticated;
@@ -1405,11 +1436,14 @@ revoke all on function private.wf_message_id(uuid, text) from public, anon, auth
 
 /*
  * public.advance_workflow_runs(max_runs, run_ids): claims due runs (those
- * given, or any whose next_run_at has come, at most 20 per tenant a call so
- * that tenants take turns) with SKIP LOCKED and advances each in a
+ * given, or any whose next_run_at has come, tenants taking turns: each
+ * one's first due run, then each one's second, and so on) with SKIP LOCKED,
+ * at most max_runs (1 to 1,000), and advances each in a
  * savepoint. A run whose step raises is rolled back to it and retried with
  * backoff (10 s, doubling); after private.wf_max_attempts() attempts it
- * fails, with the error recorded. Returns {runs, actions, failed, more}.
+ * fails, with the error recorded. A client row another transaction holds
+ * is not a failure: the run comes back a second or two later. Returns
+ * {runs, actions, messages (queued in the outbox), failed, more}.
  * Service role only: the dispatcher and pg_cron call it.
  */
 create or replace function public.advance_workflow_runs(max_runs integer default 100, run_ids uuid[] default null)
@@ -1420,6 +1454,10 @@ set search_path = ''
 as $$
 declare
   run uuid;
+  claimed uuid[];
+  batch integer := greatest(1, least(max_runs, 1000));
+  queued integer := 0;
+  now_ts timestamptz := private.wf_now();
   runs integer := 0;
   actions integer := 0;
   failed integer := 0;
@@ -1427,25 +1465,43 @@ declare
   err text;
   more boolean;
 begin
-  for run in
-    with due as (
-      select r.id, r.tenant_id, r.next_run_at,
-             row_number() over (partition by r.tenant_id order by r.next_run_at) as turn
-      from public.workflow_runs r
-      where r.status in ('active', 'waiting')
-        and (case when run_ids is null then r.next_run_at <= private.wf_now() else r.id = any (run_ids) end)
-      order by r.next_run_at
-      limit greatest(1, least(max_runs, 1000)) * 4
-    )
-    select r.id from public.workflow_runs r
-    where r.id in (select d.id from due d where d.turn <= 20 order by d.next_run_at limit greatest(1, least(max_runs, 1000)))
-      and r.status in ('active', 'waiting')
-    for update skip locked
-  loop
+  if run_ids is null then
+    select coalesce(array_agg(x.id), '{}') into claimed from (
+      with tenants as (
+        select distinct r.tenant_id from public.workflow_runs r
+        where r.status in ('active', 'waiting') and r.next_run_at <= now_ts
+      ), due as (
+        select c.id, c.next_run_at, row_number() over (partition by c.tenant_id order by c.next_run_at) as turn
+        from tenants t cross join lateral (
+          select r.id, r.tenant_id, r.next_run_at from public.workflow_runs r
+          where r.tenant_id = t.tenant_id and r.status in ('active', 'waiting') and r.next_run_at <= now_ts
+          order by r.next_run_at
+          limit batch) c
+      )
+      -- Tenants take turns: each one's first due run, then each one's second...
+      select r.id from public.workflow_runs r
+      where r.id in (select d.id from due d order by d.turn, d.next_run_at limit batch)
+        and r.status in ('active', 'waiting')
+      for update skip locked) x;
+  else
+    select coalesce(array_agg(x.id), '{}') into claimed from (
+      select r.id from public.workflow_runs r
+      where r.id = any (run_ids) and r.status in ('active', 'waiting')
+      for update skip locked) x;
+  end if;
+  foreach run in array claimed loop
     runs := runs + 1;
     begin
-      actions := actions + private.wf_advance(run);
-    exception when others then
+      select actions + a.actions_done, queued + a.messages into actions, queued
+      from private.wf_advance(run) a;
+    exception
+    when lock_not_available then
+      -- Another transaction holds the client (an order, another drain):
+      -- not a failure; the run comes back in a moment.
+      update public.workflow_runs r
+      set next_run_at = private.wf_now() + make_interval(secs => 1 + random()), updated_at = now()
+      where r.id = run;
+    when others then
       get stacked diagnostics err = message_text;
       update public.workflow_runs r
       set attempt = r.attempt + 1, last_error = err, updated_at = now(),
@@ -1467,7 +1523,7 @@ begin
   end loop;
   more := run_ids is null and exists (select 1 from public.workflow_runs r
     where r.status in ('active', 'waiting') and r.next_run_at <= private.wf_now());
-  return jsonb_build_object('runs', runs, 'actions', actions, 'failed', failed, 'more', more);
+  return jsonb_build_object('runs', runs, 'actions', actions, 'messages', queued, 'failed', failed, 'more', more);
 end
 $$;
 revoke all on function public.advance_workflow_runs(integer, uuid[]) from public, anon, authenticated;
@@ -1538,7 +1594,7 @@ begin
     end if;
     return jsonb_build_object('success', true, 'replayed', true, 'event_id', ev,
       'workflows_executed', (select count(*) from public.workflow_runs r where r.event_id = ev),
-      'actions_taken', 0,
+      'actions_taken', 0, 'messages_queued', 0,
       'runs', (select coalesce(jsonb_agg(jsonb_build_object('run_id', r.id, 'workflow_id', r.workflow_id,
                  'status', r.status) order by r.created_at), '[]'::jsonb)
                from public.workflow_runs r where r.event_id = ev));
@@ -1549,6 +1605,7 @@ begin
   return jsonb_build_object('success', true, 'replayed', false, 'event_id', ev,
     'workflows_executed', cardinality(started),
     'actions_taken', coalesce((advanced ->> 'actions')::integer, 0),
+    'messages_queued', coalesce((advanced ->> 'messages')::integer, 0),
     'runs', (select coalesce(jsonb_agg(jsonb_build_object('run_id', r.id, 'workflow_id', r.workflow_id,
                'status', r.status) order by r.created_at), '[]'::jsonb)
              from public.workflow_runs r where r.id = any (started)));

@@ -25,7 +25,8 @@
 //! `actions_taken` counts the actions completed within this request
 //! (messages queued, clients updated). Steps after a wait run in the
 //! background: the dispatcher and a pg_cron job advance due runs; messages
-//! leave through the outbox, which this request asks to be delivered.
+//! leave through the outbox, which this request asks to be delivered when
+//! it queued any.
 //!
 //! Everything that decides is SQL (`public.execute_workflow`,
 //! `supabase/migrations/20261127000800_workflows.sql`); this function checks
@@ -164,6 +165,9 @@ pub fn rpc_args(input: &WorkflowInput, tenant: Uuid) -> Value {
 pub struct Executed {
     pub workflows_executed: u64,
     pub actions_taken: u64,
+    /// Of the actions, the messages queued in the outbox.
+    #[serde(default)]
+    pub messages_queued: u64,
     pub event_id: Option<i64>,
     #[serde(default)]
     pub runs: Vec<Value>,
@@ -212,7 +216,7 @@ impl Endpoint for ExecuteWorkflow {
                 ctx.clock,
             )
             .await?;
-        if executed.actions_taken > 0 {
+        if executed.messages_queued > 0 {
             ctx.deliver_outbox();
         }
         Ok(Response::json(200, &response(&executed)))

@@ -70,7 +70,7 @@ create function pg_temp.texts(wf uuid) returns text[] language sql as $$
   from public.notification_outbox o where o.payload ->> 'workflow_id' = wf::text
 $$;
 
--- The drain, called until nothing is due (it takes 20 runs a tenant a call).
+-- The drain, called until nothing is due.
 create function pg_temp.advance() returns jsonb language plpgsql as $$
 declare
   r jsonb;
@@ -466,18 +466,33 @@ select ok((select count(*) from public.workflow_runs r join public.marketing_wor
            where w.name = 'win back' and r.subject = '5a000000-0000-4000-8000-000000000001') = 1,
   'and the client''s win-back run starts once');
 
+-- ------------------------------------------------------------------ tenants take turns
+
+select pg_temp.advance();
+insert into public.marketing_workflows (tenant_id, name, trigger_event, actions) values
+  ('1a000000-0000-4000-8000-000000000001', 'fair', 'fair.test', '[{"type": "wait", "duration": "P1D"}]'),
+  ('1b000000-0000-4000-8000-000000000001', 'fair', 'fair.test', '[{"type": "wait", "duration": "P1D"}]');
+select private.emit_event('1a000000-0000-4000-8000-000000000001', 'fair.test', null, '{}') from generate_series(1, 30);
+select private.emit_event('1b000000-0000-4000-8000-000000000001', 'fair.test', null, '{}');
+select is(public.advance_workflow_runs(2) ->> 'runs', '2', 'a batch of two');
+select is((select count(distinct r.tenant_id) from public.workflow_runs r join public.marketing_workflows w on w.id = r.workflow_id
+           where w.name = 'fair' and r.status = 'waiting'), 2::bigint,
+  'serves both tenants, though A''s 30 runs were due first');
+select is((public.advance_workflow_runs(1000) - 'more'), '{"runs": 29, "actions": 0, "messages": 0, "failed": 0}'::jsonb,
+  'and a single tenant''s backlog is not capped per call');
+
 -- ------------------------------------------------------------------ execute_workflow, RLS
 
 select tests.act_as('0a000000-0000-4000-8000-000000000001');
 select is((public.execute_workflow(jsonb_build_object('tenant_id', '1a000000-0000-4000-8000-000000000001',
     'trigger_event', 'promo', 'event_data', jsonb_build_object('client_id', '5a000000-0000-4000-8000-000000000001'),
     'idempotency_key', 'k-1')) - 'event_id' - 'runs'),
-  '{"success": true, "replayed": false, "workflows_executed": 1, "actions_taken": 2}'::jsonb,
+  '{"success": true, "replayed": false, "workflows_executed": 1, "actions_taken": 2, "messages_queued": 2}'::jsonb,
   'execute_workflow records the event, starts the run and takes its actions');
 select is((public.execute_workflow(jsonb_build_object('tenant_id', '1a000000-0000-4000-8000-000000000001',
     'trigger_event', 'promo', 'event_data', jsonb_build_object('client_id', '5a000000-0000-4000-8000-000000000001'),
     'idempotency_key', 'k-1')) - 'event_id' - 'runs'),
-  '{"success": true, "replayed": true, "workflows_executed": 1, "actions_taken": 0}'::jsonb,
+  '{"success": true, "replayed": true, "workflows_executed": 1, "actions_taken": 0, "messages_queued": 0}'::jsonb,
   'the same key again starts nothing');
 select throws_ok($$select public.execute_workflow(jsonb_build_object('tenant_id', '1a000000-0000-4000-8000-000000000001',
     'trigger_event', 'promo', 'event_data', '{"other": 1}'::jsonb, 'idempotency_key', 'k-1'))$$,
@@ -497,9 +512,13 @@ select tests.act_as('0b000000-0000-4000-8000-000000000001');
 select throws_ok(format($$select public.execute_workflow(jsonb_build_object('tenant_id', '1b000000-0000-4000-8000-000000000001',
     'trigger_event', 'promo', 'workflow_id', %L))$$, current_setting('wf.consent')), 'CEN04', 'workflow not found',
   'another tenant''s workflow is 404');
-select is((select count(*) from public.marketing_workflows), 0::bigint, 'B sees none of A''s workflows');
-select is((select count(*) from public.workflow_runs), 0::bigint, 'nor its runs');
-select is((select count(*) from public.platform_events), 0::bigint, 'nor its events');
+select is((select count(*) from public.marketing_workflows where tenant_id <> '1b000000-0000-4000-8000-000000000001'),
+  0::bigint, 'B sees none of A''s workflows');
+select is((select count(*) from public.workflow_runs where tenant_id <> '1b000000-0000-4000-8000-000000000001'),
+  0::bigint, 'nor its runs');
+select is((select count(*) from public.platform_events where tenant_id <> '1b000000-0000-4000-8000-000000000001'),
+  0::bigint, 'nor its events');
+select ok((select count(*) from public.workflow_runs) > 0, 'B reads its own runs');
 select throws_ok($$insert into public.marketing_workflows (tenant_id, name, trigger_event, actions)
   values ('1a000000-0000-4000-8000-000000000001', 'x', 'a', '[{"type": "notify_slack", "text": "t"}]')$$,
   '42501', null, 'nor writes a workflow for A');
