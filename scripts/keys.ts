@@ -79,6 +79,8 @@ Object.assign(env, {
   // The rates campaigns are paced at (the platform accounts' limits).
   RESEND_MAX_RPS: "10",
   TWILIO_MAX_MPS: "20",
+  // Test-only: workflow webhooks may call the sandbox (http, loopback).
+  WEBHOOK_ALLOW_HOSTS: `127.0.0.1:${sandboxPort}`,
 });
 // Tuning a stack may set (scripts/test shortens retries and leases).
 for (

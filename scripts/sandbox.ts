@@ -27,6 +27,8 @@
 //                             the outcome mix of the signed webhooks sent back for each accepted
 //                             email (to the stack's resend-webhook) and each SMS with a
 //                             StatusCallback (to that URL), as Resend and Twilio send them
+//   POST   /_sandbox/hooks/{name}  a tenant's webhook endpoint: records the call; GET /_sandbox/hooks
+//                             lists them; /_sandbox/hooks/redirect?to=URL answers 307 to URL
 //   POST   /_sandbox/twilio/inbound {"from", "body", "to"?}: an SMS from a phone, posted signed
 //                             to the stack's twilio-webhook; answers with what the function said
 //   DELETE /_sandbox          forget everything: sent, idempotency keys, faults, limits
@@ -274,6 +276,12 @@ interface Sent {
   idempotency_key?: string;
 }
 let sent: Sent[] = [];
+/** Calls to /_sandbox/hooks/…, as received. */
+let received: {
+  path: string;
+  headers: Record<string, string>;
+  body: string;
+}[] = [];
 const stats: Record<string, number> = {};
 const bump = (k: string) => (stats[k] = (stats[k] ?? 0) + 1);
 
@@ -1142,6 +1150,7 @@ function stripeExecute(
 async function control(req: Request, url: URL): Promise<Response> {
   if (url.pathname === "/_sandbox" && req.method === "DELETE") {
     sent = [];
+    received = [];
     resendKeys = new Map();
     resendBatchKeys = new Map();
     limits = new Map();
@@ -1159,6 +1168,30 @@ async function control(req: Request, url: URL): Promise<Response> {
     return json(200, sent.filter((s) => !provider || s.provider === provider));
   }
   if (url.pathname === "/_sandbox/stats") return json(200, stats);
+  // A tenant's webhook endpoint (workflow webhook steps): records each call
+  // as received; /_sandbox/hooks/redirect?to=URL answers 307 to URL.
+  if (url.pathname === "/_sandbox/hooks" && req.method === "GET") {
+    return json(200, received);
+  }
+  if (url.pathname === "/_sandbox/hooks/redirect") {
+    await req.body?.cancel();
+    bump("hooks:redirected");
+    return new Response(null, {
+      status: 307,
+      headers: { location: url.searchParams.get("to") ?? "/" },
+    });
+  }
+  if (url.pathname.startsWith("/_sandbox/hooks/") && req.method === "POST") {
+    const headers: Record<string, string> = {};
+    req.headers.forEach((v, k) => headers[k] = v);
+    received.push({
+      path: url.pathname.slice("/_sandbox/hooks/".length),
+      headers,
+      body: await req.text(),
+    });
+    bump("hooks:received");
+    return json(200, { ok: true });
+  }
   if (url.pathname === "/_sandbox/limits" && req.method === "POST") {
     const l: Record<string, number> = await req.json();
     limits = new Map();

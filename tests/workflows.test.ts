@@ -373,7 +373,7 @@ Deno.test("1,000 orders at once start 1,000 runs (every_time) and one per client
   });
 });
 
-Deno.test("execute-workflow: its boundary, 404s, replays, and a webhook step refused", async () => {
+Deno.test("execute-workflow: its boundary, 404s, replays, and a broken definition refused", async () => {
   const t = await makeTenant();
   const b = await makeTenant();
   const wf = await saveWorkflow(t, {
@@ -455,15 +455,6 @@ Deno.test("execute-workflow: its boundary, 404s, replays, and a webhook step ref
     await sql`select tags from public.wholesale_clients where id = ${t.clientId}`;
   assert.deepEqual(tags, ["lead"], "the action ran once");
 
-  // A webhook step (to a private address or any other) cannot be saved.
-  const { error } = await t.db.from("marketing_workflows").insert({
-    tenant_id: t.id,
-    name: "hook",
-    trigger_event: "lead.created",
-    actions: [{ type: "webhook", url: "https://10.0.0.1/hook" }],
-  });
-  assert.ok(error, "refused");
-  assert.match(JSON.parse(error.details)["actions[0].type"], /must be one of/);
   // A broken definition is refused with every error by path.
   const broken = await t.db.from("marketing_workflows").insert({
     tenant_id: t.id,
@@ -478,4 +469,114 @@ Deno.test("execute-workflow: its boundary, 404s, replays, and a webhook step ref
     "actions[0].duration",
     "actions[1].body",
   ]);
+});
+
+Deno.test("a webhook step: signed, delivered once; a private address is refused at saving and at a redirect", async () => {
+  await resetSandbox();
+  const t = await makeTenant();
+  // The test-only switch, in the database as in the stack's settings
+  // (WEBHOOK_ALLOW_HOSTS): the sandbox, over http on loopback.
+  const sandboxHost = new URL(env.SANDBOX_URL).host;
+  await sql`insert into private.webhook_allowed_hosts values (${sandboxHost}) on conflict do nothing`;
+  try {
+    const tag = crypto.randomUUID().slice(0, 8);
+    const refused = await t.db.from("marketing_workflows").insert({
+      tenant_id: t.id,
+      name: "private",
+      trigger_event: "deal.won",
+      actions: [{ type: "webhook", url: "https://10.0.0.1/hook" }],
+    });
+    assert.match(
+      JSON.parse(refused.error!.details)["actions[0].url"],
+      /private/,
+    );
+    const toPrivate = `${env.SANDBOX_URL}/_sandbox/hooks/redirect?to=${
+      encodeURIComponent("https://10.0.0.1/hook")
+    }`;
+    const wf = await saveWorkflow(t, {
+      trigger_event: "deal.won",
+      actions: [
+        {
+          type: "webhook",
+          url: `${env.SANDBOX_URL}/_sandbox/hooks/${tag}`,
+          data: { crm: "pipedrive" },
+        },
+        { type: "webhook", url: toPrivate },
+      ],
+    });
+    const r = await invoke(t.db, "execute-workflow", {
+      trigger_event: "deal.won",
+      event_data: { client_id: t.clientId, amount: 1200 },
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.actions_taken, 2);
+    await deliverAll(t.id);
+    await dispatch();
+
+    const calls = (await (await fetch(`${env.SANDBOX_URL}/_sandbox/hooks`))
+      .json()).filter((c: { path: string }) => c.path === tag);
+    assert.equal(calls.length, 1, "delivered once");
+    const call = calls[0];
+    const body = JSON.parse(call.body);
+    assert.equal(body.type, "workflow.step");
+    assert.equal(body.workflow_id, wf);
+    assert.deepEqual(body.event, { client_id: t.clientId, amount: 1200 });
+    assert.deepEqual(body.data, { crm: "pipedrive" });
+    assert.equal(body.client.id, t.clientId);
+    const [row] = await sql`select id::text from public.notification_outbox
+      where channel = 'webhook' and payload ->> 'workflow_id' = ${wf} and payload ->> 'step' = '0'`;
+    assert.equal(
+      call.headers["webhook-id"],
+      row.id,
+      "the id is the outbox row's",
+    );
+
+    // The signature verifies with the secret the tenant's admin reads.
+    const { data: secret, error } = await t.db.rpc("workflow_webhook_secret", {
+      tenant_id: t.id,
+    });
+    assert.equal(error, null);
+    const key = await crypto.subtle.importKey(
+      "raw",
+      Uint8Array.from(
+        atob(secret.slice("whsec_".length)),
+        (c) => c.charCodeAt(0),
+      ),
+      { name: "HMAC", hash: "SHA-256" },
+      false,
+      ["sign"],
+    );
+    const mac = new Uint8Array(
+      await crypto.subtle.sign(
+        "HMAC",
+        key,
+        new TextEncoder().encode(
+          `${call.headers["webhook-id"]}.${
+            call.headers["webhook-timestamp"]
+          }.${call.body}`,
+        ),
+      ),
+    );
+    assert.equal(
+      call.headers["webhook-signature"],
+      `v1,${btoa(String.fromCharCode(...mac))}`,
+    );
+    assert.ok(
+      Math.abs(Number(call.headers["webhook-timestamp"]) - Date.now() / 1000) <
+        300,
+    );
+
+    // The second step's endpoint redirects to a private address: refused at
+    // that hop, for good, and nothing is retried.
+    const [dead] =
+      await sql`select status, last_error from public.notification_outbox
+      where channel = 'webhook' and payload ->> 'workflow_id' = ${wf} and payload ->> 'step' = '1'`;
+    assert.equal(dead.status, "dead");
+    assert.match(dead.last_error, /10\.0\.0\.1 is a private address/);
+    const stats = await (await fetch(`${env.SANDBOX_URL}/_sandbox/stats`))
+      .json();
+    assert.equal(stats["hooks:redirected"], 1);
+  } finally {
+    await sql`delete from private.webhook_allowed_hosts where host = ${sandboxHost}`;
+  }
 });

@@ -17,6 +17,7 @@
 //! | `STRIPE_SECRET_KEY`, `STRIPE_BASE_URL`, `STRIPE_API_VERSION` | refunds |
 //! | `PROVIDER_TIMEOUT_MS` | each provider call's timeout (10000) |
 //! | `OUTBOX_BATCH_SIZE`, `OUTBOX_LEASE_SECONDS`, `OUTBOX_BACKOFF_SECONDS` | delivery (50, 60, 30) |
+//! | `WEBHOOK_ALLOW_HOSTS` | test only: hosts workflow webhooks may call over http and at private addresses (`shared::outbound`) |
 //!
 //! An endpoint may name further variables of its own (a webhook's signing
 //! secrets, a link-signing key); they are read through [`Config::var`] and

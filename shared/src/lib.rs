@@ -24,6 +24,7 @@ pub mod format;
 pub mod gate;
 mod http;
 mod jwt;
+pub mod outbound;
 mod postgrest;
 pub mod providers;
 pub mod refunds;

@@ -211,6 +211,136 @@ values (null, 'workflow_message', 'slack', 'en', null, null,
 $workflow_message_slack_body${{business_name}}: {{text}}$workflow_message_slack_body$)
 on conflict do nothing;
 
+-- ------------------------------------------------------------------ webhooks
+
+insert into public.notification_channels (name, description, tenant_editable) values
+  ('webhook', 'A workflow''s signed HTTPS POST to the tenant''s endpoint (Standard Webhooks); no template', false)
+on conflict do nothing;
+
+-- Each tenant's Standard Webhooks signing secret (whsec_ + 32 random bytes,
+-- base64), made when first asked for.
+create table if not exists private.webhook_secrets (
+  tenant_id uuid primary key references public.tenants (id) on delete cascade,
+  secret text not null,
+  created_at timestamptz not null default now()
+);
+revoke all on private.webhook_secrets from public, anon, authenticated;
+
+-- Test-only: hosts (host or host:port) a webhook step may name over http or
+-- at a private address. Empty in production; the tests add the sandbox.
+create table if not exists private.webhook_allowed_hosts (
+  host text primary key
+);
+revoke all on private.webhook_allowed_hosts from public, anon, authenticated;
+
+create or replace function private.webhook_secret(tenant uuid)
+returns text
+language plpgsql
+set search_path = ''
+as $$
+declare
+  s text;
+begin
+  insert into private.webhook_secrets (tenant_id, secret)
+  values (webhook_secret.tenant, 'whsec_' || encode(decode(
+    replace(gen_random_uuid()::text, '-', '') || replace(gen_random_uuid()::text, '-', ''), 'hex'), 'base64'))
+  on conflict (tenant_id) do nothing;
+  select w.secret into s from private.webhook_secrets w where w.tenant_id = webhook_secret.tenant;
+  return s;
+end
+$$;
+revoke all on function private.webhook_secret(uuid) from public, anon, authenticated;
+
+/*
+ * public.workflow_webhook_secret(tenant_id): the tenant's signing secret, for
+ * its admins (and owners), to verify the webhooks its workflows send.
+ * Raises CEA03 for anyone else.
+ */
+create or replace function public.workflow_webhook_secret(tenant_id uuid)
+returns text
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  perform private.require_role(workflow_webhook_secret.tenant_id, 'admin');
+  return private.webhook_secret(workflow_webhook_secret.tenant_id);
+end
+$$;
+revoke all on function public.workflow_webhook_secret(uuid) from public, anon;
+grant execute on function public.workflow_webhook_secret(uuid) to authenticated;
+
+/* public.webhook_secrets_for(tenant_ids): the dispatcher's: {tenant_id: secret}. */
+create or replace function public.webhook_secrets_for(tenant_ids uuid[])
+returns jsonb
+language sql
+security definer
+set search_path = ''
+as $$
+  select coalesce(jsonb_object_agg(t, private.webhook_secret(t)), '{}'::jsonb)
+  from unnest(webhook_secrets_for.tenant_ids) t
+$$;
+revoke all on function public.webhook_secrets_for(uuid[]) from public, anon, authenticated;
+grant execute on function public.webhook_secrets_for(uuid[]) to service_role;
+
+/*
+ * private.webhook_url_error(url): why a webhook step's URL is refused, or
+ * null: https only, no user or password, at most 2,048 characters, and not
+ * an IP address that is loopback, private, link-local (the cloud metadata
+ * address), shared or reserved. Names are checked again after DNS
+ * resolution, at every redirect, when the call is made.
+ */
+create or replace function private.webhook_url_error(url text)
+returns text
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  m text[];
+  hst text;
+  allowed boolean;
+  ip inet;
+begin
+  if url is null or length(url) > 2048 then
+    return 'must be a URL of at most 2048 characters';
+  end if;
+  m := regexp_match(url, '^(https?)://([^/?#\s]+)([/?#][^\s]*)?$');
+  if m is null then
+    return 'must be an https:// URL';
+  end if;
+  if m[2] ~ '@' then
+    return 'must not carry a user or password';
+  end if;
+  hst := lower(m[2]);
+  allowed := exists (select 1 from private.webhook_allowed_hosts a
+                     where a.host = hst or a.host = regexp_replace(hst, ':\d+$', ''));
+  if m[1] = 'http' and not allowed then
+    return 'must be an https:// URL';
+  end if;
+  hst := regexp_replace(regexp_replace(hst, ':\d+$', ''), '^\[(.*)\]$', '\1');
+  if hst ~ '^[0-9.]+$' or hst ~ ':' then
+    begin
+      ip := hst::inet;
+    exception when others then
+      return 'must name a valid host';
+    end;
+    if not allowed and (ip << '0.0.0.0/8' or ip << '10.0.0.0/8' or ip << '100.64.0.0/10' or ip << '127.0.0.0/8'
+        or ip << '169.254.0.0/16' or ip << '172.16.0.0/12' or ip << '192.0.0.0/24' or ip << '192.168.0.0/16'
+        or ip << '198.18.0.0/15' or ip <<= '224.0.0.0/3' or ip = '::1'::inet or ip = '::'::inet
+        or ip << 'fc00::/7' or ip << 'fe80::/10' or ip << 'ff00::/8' or ip << '::ffff:0:0/96') then
+      return 'must not be a private, loopback, link-local or reserved address';
+    end if;
+  elsif hst in ('localhost', 'metadata.google.internal') or hst ~ '\.(localhost|internal|local)$' then
+    if not allowed then
+      return 'must not be a private, loopback, link-local or reserved address';
+    end if;
+  end if;
+  return null;
+end
+$$;
+revoke all on function private.webhook_url_error(text) from public, anon, authenticated;
+
 -- ------------------------------------------------------------------ validation
 
 /*
@@ -467,10 +597,11 @@ begin
       when 'branch' then array['type', 'if', 'then', 'else']
       when 'update_client' then array['type', 'add_tags', 'remove_tags', 'set']
       when 'notify_slack' then array['type', 'text']
+      when 'webhook' then array['type', 'url', 'data']
       end;
     if allowed is null then
       errors := errors || jsonb_build_object(p || '.type',
-        'must be one of: send_email, send_sms, wait, wait_for_event, branch, update_client, notify_slack');
+        'must be one of: send_email, send_sms, wait, wait_for_event, branch, update_client, notify_slack, webhook');
       continue;
     end if;
     if exists (select 1 from jsonb_object_keys(step) k where k <> all (allowed)) then
@@ -578,6 +709,15 @@ begin
         end if;
       when 'notify_slack' then
         errors := private.wf_text_errors(step, 'text', p, 3000, true, errors);
+      when 'webhook' then
+        if jsonb_typeof(step -> 'url') is distinct from 'string' then
+          errors := errors || jsonb_build_object(p || '.url', 'is required: an https:// URL');
+        elsif private.webhook_url_error(step ->> 'url') is not null then
+          errors := errors || jsonb_build_object(p || '.url', private.webhook_url_error(step ->> 'url'));
+        end if;
+        if step ? 'data' and (jsonb_typeof(step -> 'data') <> 'object' or octet_length((step -> 'data')::text) > 16384) then
+          errors := errors || jsonb_build_object(p || '.data', 'must be an object of at most 16 KiB');
+        end if;
     end case;
   end loop;
 end
@@ -1223,7 +1363,7 @@ begin
     step := actions #> r.step;
     kind := step ->> 'type';
     path_text := array_to_string(r.step, '.');
-    if kind in ('send_email', 'send_sms', 'notify_slack', 'update_client', 'branch')
+    if kind in ('send_email', 'send_sms', 'notify_slack', 'update_client', 'branch', 'webhook')
        and client is null and r.subject is not null then
       client := private.wf_client_doc(r.tenant_id, r.subject);
     end if;
@@ -1298,6 +1438,22 @@ begin
         insert into public.workflow_step_runs (tenant_id, run_id, step_path, type, outcome, detail)
         values (r.tenant_id, r.id, path_text, kind, 'done',
                 jsonb_build_object('message_id', private.wf_message_id(r.id, path_text)));
+        actions_done := actions_done + 1;
+        messages := messages + 1;
+        r.step := private.wf_next(actions, r.step);
+      when 'webhook' then
+        insert into public.notification_outbox (id, tenant_id, channel, template, recipient, payload)
+        values (private.wf_message_id(r.id, path_text), r.tenant_id, 'webhook', 'workflow_webhook', step ->> 'url',
+          jsonb_build_object('workflow_id', r.workflow_id, 'run_id', r.id, 'step', path_text,
+            'body', jsonb_build_object('type', 'workflow.step', 'workflow_id', r.workflow_id, 'run_id', r.id,
+              'step', path_text, 'event_type', r.context ->> 'event_type', 'event', r.context -> 'event',
+              'matched', r.context -> 'matched_event',
+              'client', case when client is null then null else client - 'total_spent' - 'order_count' end,
+              'data', coalesce(step -> 'data', '{}'::jsonb))))
+        on conflict (id) do nothing;
+        insert into public.workflow_step_runs (tenant_id, run_id, step_path, type, outcome, detail)
+        values (r.tenant_id, r.id, path_text, kind, 'done',
+                jsonb_build_object('message_id', private.wf_message_id(r.id, path_text), 'url', step ->> 'url'));
         actions_done := actions_done + 1;
         messages := messages + 1;
         r.step := private.wf_next(actions, r.step);

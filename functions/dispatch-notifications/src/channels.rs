@@ -86,7 +86,50 @@ pub const CHANNELS: &[Channel] = &[
         renders: false,
         deliver: |n, _, c, k| Box::pin(shared::refunds::deliver_queued(&n.payload, c, k)),
     },
+    Channel {
+        name: "webhook",
+        renders: false,
+        deliver: |n, _, c, k| Box::pin(webhook(n, c, k)),
+    },
 ];
+
+/// A workflow's webhook step: the row's `payload.body` POSTed to its
+/// recipient URL, signed with the tenant's secret (`shared::outbound`).
+/// The row's id is the `webhook-id`, the same on every retry.
+async fn webhook(
+    n: &Notification,
+    config: &Config,
+    clock: &dyn Clock,
+) -> Result<String, SendError> {
+    let url = n
+        .recipient
+        .as_deref()
+        .ok_or_else(|| SendError::permanent("a webhook row has no URL"))?;
+    let body = n
+        .payload
+        .get("body")
+        .ok_or_else(|| SendError::permanent("a webhook row has no body"))?
+        .to_string();
+    let key = config
+        .service_role_key
+        .as_deref()
+        .ok_or_else(|| SendError::transient("SUPABASE_SERVICE_ROLE_KEY is not set"))?;
+    let secrets = config
+        .rest
+        .rpc(
+            "webhook_secrets_for",
+            &shared::serde_json::json!({"tenant_ids": [n.tenant_id]}),
+            key,
+        )
+        .await
+        .map_err(|e| SendError::transient(format!("reading the signing secret: {e:?}")))?;
+    let secret = secrets
+        .get(&n.tenant_id)
+        .and_then(Value::as_str)
+        .ok_or_else(|| SendError::transient("the tenant has no signing secret"))?;
+    let allow = shared::outbound::Allow::parse(config.var("WEBHOOK_ALLOW_HOSTS"));
+    shared::outbound::deliver(url, body.as_bytes(), &n.id, secret, &allow, clock).await
+}
 
 pub fn channel(name: &str) -> Option<&'static Channel> {
     CHANNELS.iter().find(|c| c.name == name)
@@ -281,7 +324,7 @@ mod tests {
         let mut names: Vec<_> = CHANNELS.iter().map(|c| c.name).collect();
         names.sort();
         names.dedup();
-        assert_eq!(names, ["email", "slack", "sms", "stripe"]);
+        assert_eq!(names, ["email", "slack", "sms", "stripe", "webhook"]);
         assert!(channel("fax").is_none());
         assert!(!channel("stripe").unwrap().renders);
     }

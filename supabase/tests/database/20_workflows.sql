@@ -10,6 +10,7 @@ select tests.make_fixture();
 select function_privs_are('public', f, args, r, privs, format('%s may %s %s', r, coalesce(array_to_string(privs, ''), 'not call'), f))
 from (values
   ('advance_workflow_runs', array['integer', 'uuid[]']),
+  ('webhook_secrets_for', array['uuid[]']),
   ('emit_inactive_client_events', array[]::text[])) fn(f, args)
 cross join (values ('anon', array[]::text[]), ('authenticated', array[]::text[]), ('service_role', array['EXECUTE'])) v(r, privs);
 select function_privs_are('public', 'execute_workflow', array['jsonb'], r, privs,
@@ -155,7 +156,6 @@ from (values
   ('{"actions": []}', 'actions'),
   ('{"actions": {"type": "wait"}}', 'actions'),
   ('{"actions": [1]}', 'actions[0]'),
-  ('{"actions": [{"type": "webhook", "url": "https://x.test"}]}', 'actions[0].type'),
   ('{"actions": [{"type": "wait", "duration": "P1D", "extra": 1}]}', 'actions[0]'),
   ('{"actions": [{"type": "wait", "duration": "3 days"}]}', 'actions[0].duration'),
   ('{"actions": [{"type": "wait"}]}', 'actions[0]'),
@@ -185,6 +185,15 @@ from (values
   ('{"actions": [{"type": "update_client", "set": {"credit_limit": 1000000}}]}', 'actions[0].set'),
   ('{"actions": [{"type": "update_client", "set": {"status": "suspended"}}]}', 'actions[0].set.status'),
   ('{"actions": [{"type": "notify_slack"}]}', 'actions[0].text'),
+  ('{"actions": [{"type": "webhook"}]}', 'actions[0].url'),
+  ('{"actions": [{"type": "webhook", "url": "http://hooks.example.com/x"}]}', 'actions[0].url'),
+  ('{"actions": [{"type": "webhook", "url": "https://10.1.2.3/x"}]}', 'actions[0].url'),
+  ('{"actions": [{"type": "webhook", "url": "https://169.254.169.254/latest/meta-data"}]}', 'actions[0].url'),
+  ('{"actions": [{"type": "webhook", "url": "https://[::1]/x"}]}', 'actions[0].url'),
+  ('{"actions": [{"type": "webhook", "url": "https://localhost/x"}]}', 'actions[0].url'),
+  ('{"actions": [{"type": "webhook", "url": "https://me:pw@hooks.example.com/x"}]}', 'actions[0].url'),
+  ('{"actions": [{"type": "webhook", "url": "https://hooks.example.com/x", "data": [1]}]}', 'actions[0].data'),
+  ('{"actions": [{"type": "webhook", "url": "https://hooks.example.com/x", "headers": {}}]}', 'actions[0]'),
   ('{"conditions": {"field": "event.n", "op": "between", "value": 1}}', 'conditions.op'),
   ('{"conditions": {"field": "event.n", "op": "gt", "value": "many"}}', 'conditions.value'),
   ('{"conditions": {"field": "event.n", "op": "in", "value": []}}', 'conditions.value'),
@@ -207,6 +216,24 @@ select is(pg_temp.refusal('{"actions": [{"type": "wait", "duration": "P1D"}, {"t
   '{}'::jsonb, 'a valid definition is stored');
 select is(pg_temp.refusal('{"trigger_event": "client.inactive", "inactive_days": 60}'), '{}'::jsonb,
   'a client.inactive trigger with its days is stored');
+select is(pg_temp.refusal('{"actions": [{"type": "webhook", "url": "https://hooks.example.com/x?a=1", "data": {"k": 1}}]}'),
+  '{}'::jsonb, 'a webhook step to a public https URL is stored');
+select is(private.webhook_url_error(u), want, format('webhook URL %s', u))
+from (values
+  ('https://hooks.example.com/x', null),
+  ('https://8.8.8.8/x', null),
+  ('https://[2606:4700:4700::1111]/x', null),
+  ('https://[::ffff:10.0.0.1]/x', 'must not be a private, loopback, link-local or reserved address'),
+  ('https://100.64.1.1/x', 'must not be a private, loopback, link-local or reserved address'),
+  ('https://metadata.google.internal/computeMetadata', 'must not be a private, loopback, link-local or reserved address'),
+  ('https://printer.local/x', 'must not be a private, loopback, link-local or reserved address'),
+  ('ftp://hooks.example.com/x', 'must be an https:// URL'),
+  ('https://' || repeat('a', 2050), 'must be a URL of at most 2048 characters')) x(u, want);
+insert into private.webhook_allowed_hosts values ('127.0.0.1:9999');
+select is(private.webhook_url_error('http://127.0.0.1:9999/_sandbox/hooks/a'), null,
+  'the test-only allow list lets the sandbox through, over http');
+select is(private.webhook_url_error('http://127.0.0.1:9998/x'), 'must be an https:// URL', 'but no other port');
+delete from private.webhook_allowed_hosts;
 select is((select count(*) from public.marketing_workflows where name = 'w'), 0::bigint,
   'nothing refused was stored (and pg_temp.refusal rolled back what it stored)');
 
@@ -454,6 +481,19 @@ select is((select tags::text || ' ' || city from public.wholesale_clients where 
   '{a,b,vip} Nice', 'update_client adds and removes tags and sets the city');
 select is(pg_temp.texts(current_setting('wf.tags')::uuid), array['vip in Nice'], 'a branch reads the updated client');
 
+select set_config('wf.hook', pg_temp.workflow('hook', '{"trigger_event": "hookme", "actions": [
+  {"type": "webhook", "url": "https://hooks.example.com/in", "data": {"source": "crm"}}]}')::text, true);
+select pg_temp.event('hookme', '{"deal": 7}');
+select is(pg_temp.advance() ->> 'actions', '1', 'a webhook step is an action');
+select is((select jsonb_build_object('channel', channel, 'to', recipient, 'type', payload #>> '{body,type}',
+                                     'event', payload #> '{body,event}', 'data', payload #> '{body,data}',
+                                     'client', payload #>> '{body,client,name}', 'keyed', id = private.wf_message_id(
+                                       (payload ->> 'run_id')::uuid, '0'))
+           from public.notification_outbox where payload ->> 'workflow_id' = current_setting('wf.hook')),
+  '{"channel": "webhook", "to": "https://hooks.example.com/in", "type": "workflow.step", "event": {"deal": 7},
+    "data": {"source": "crm"}, "client": "CA", "keyed": true}'::jsonb,
+  'it queues the signed call in the outbox, keyed by run and step');
+
 -- ------------------------------------------------------------------ client.inactive
 
 insert into public.marketing_workflows (tenant_id, name, trigger_event, inactive_days, actions)
@@ -508,7 +548,16 @@ select throws_ok($$select public.execute_workflow(jsonb_build_object('tenant_id'
   'a tenant the user is not in is refused (the function''s admission answers 404 before)');
 select throws_ok($$select public.execute_workflow(jsonb_build_object('tenant_id', '1a000000-0000-4000-8000-000000000001',
     'trigger_event', 'Promo!'))$$, 'CEV01', null, 'a bad event type is 400');
+select ok(public.workflow_webhook_secret('1a000000-0000-4000-8000-000000000001') ~ '^whsec_[A-Za-z0-9+/]{43}=$',
+  'an admin reads the tenant''s webhook signing secret');
+select is(public.workflow_webhook_secret('1a000000-0000-4000-8000-000000000001'),
+  public.workflow_webhook_secret('1a000000-0000-4000-8000-000000000001'), 'the same one each time');
+select tests.act_as('0a000000-0000-4000-8000-000000000002');
+select throws_ok($$select public.workflow_webhook_secret('1a000000-0000-4000-8000-000000000001')$$, 'CEA03', null,
+  'a member does not');
 select tests.act_as('0b000000-0000-4000-8000-000000000001');
+select throws_ok($$select public.workflow_webhook_secret('1a000000-0000-4000-8000-000000000001')$$, 'CEA03', null,
+  'nor another tenant''s admin');
 select throws_ok(format($$select public.execute_workflow(jsonb_build_object('tenant_id', '1b000000-0000-4000-8000-000000000001',
     'trigger_event', 'promo', 'workflow_id', %L))$$, current_setting('wf.consent')), 'CEN04', 'workflow not found',
   'another tenant''s workflow is 404');
