@@ -1145,13 +1145,16 @@ create trigger emit_client_unsubscribed after insert or update of status on publ
   for each row execute function private.emit_row_event();
 
 /*
- * public.emit_inactive_client_events(): once a day (pg_cron), for each
- * enabled client.inactive workflow, a client.inactive event for each active
- * client of its tenant with no order (not cancelled) in its inactive_days,
- * who has ordered before or was added before then. Keyed by workflow, client
- * and day, so a second run the same day adds nothing. Returns how many.
+ * public.emit_inactive_client_events(max_events): for each enabled
+ * client.inactive workflow, a client.inactive event for each active client
+ * of its tenant with no order (not cancelled) in its inactive_days, who has
+ * ordered before or was added before then; at most max_events (1 to 5,000)
+ * a call. Keyed by workflow, client and day, so a client gets one a day:
+ * call again until it returns 0. Each event holds its subject's lock to the
+ * commit, so a call stays small (see the procedure below).
  */
-create or replace function public.emit_inactive_client_events()
+drop function if exists public.emit_inactive_client_events();
+create or replace function public.emit_inactive_client_events(max_events integer default 500)
 returns integer
 language plpgsql
 security definer
@@ -1159,26 +1162,31 @@ set search_path = ''
 as $$
 declare
   n integer;
+  today date := (private.wf_now())::date;
 begin
   with due as (
-    select w.tenant_id, w.id as workflow_id, w.inactive_days, c.id as client_id,
-           (select max(o.created_at) from public.wholesale_orders o
-            where o.client_id = c.id and o.tenant_id = c.tenant_id and o.status <> 'cancelled') as last_order
+    select w.tenant_id, w.id as workflow_id, w.inactive_days, c.id as client_id, c.created_at,
+           format('client.inactive:%s:%s:%s', w.id, c.id, today) as key
     from public.marketing_workflows w
     join public.wholesale_clients c on c.tenant_id = w.tenant_id and c.status = 'active'
     where w.enabled and w.trigger_event = 'client.inactive'
+  ), chosen as (
+    select d.*, o.last_order from due d
+    cross join lateral (
+      select max(o.created_at) as last_order from public.wholesale_orders o
+      where o.client_id = d.client_id and o.tenant_id = d.tenant_id and o.status <> 'cancelled') o
+    where coalesce(o.last_order, d.created_at) < private.wf_now() - make_interval(days => d.inactive_days)
+      and not exists (select 1 from public.platform_events e
+                      where e.tenant_id = d.tenant_id and e.idempotency_key = d.key)
+    limit greatest(1, least(max_events, 5000))
   ), inserted as (
     insert into public.platform_events (tenant_id, type, subject, payload, idempotency_key, workflow_id)
-    select d.tenant_id, 'client.inactive', d.client_id,
-           jsonb_build_object('client_id', d.client_id, 'days', d.inactive_days,
-                              'last_order_at', d.last_order),
-           format('client.inactive:%s:%s:%s', d.workflow_id, d.client_id, (private.wf_now())::date),
-           d.workflow_id
-    from due d
-    join public.wholesale_clients c on c.id = d.client_id
-    where coalesce(d.last_order, c.created_at) < private.wf_now() - make_interval(days => d.inactive_days)
-    -- one order of locking subjects, so two runs of this never deadlock
-    order by private.wf_lock_key(d.tenant_id, d.client_id)
+    select c.tenant_id, 'client.inactive', c.client_id,
+           jsonb_build_object('client_id', c.client_id, 'days', c.inactive_days, 'last_order_at', c.last_order),
+           c.key, c.workflow_id
+    from chosen c
+    -- one order of locking subjects, so two calls of this never deadlock
+    order by private.wf_lock_key(c.tenant_id, c.client_id)
     on conflict on constraint platform_events_tenant_key do nothing
     returning 1
   )
@@ -1186,8 +1194,27 @@ begin
   return n;
 end
 $$;
-revoke all on function public.emit_inactive_client_events() from public, anon, authenticated;
-grant execute on function public.emit_inactive_client_events() to service_role;
+revoke all on function public.emit_inactive_client_events(integer) from public, anon, authenticated;
+grant execute on function public.emit_inactive_client_events(integer) to service_role;
+
+/*
+ * public.emit_inactive_client_events_daily(): pg_cron's daily job: calls
+ * emit_inactive_client_events(500) and commits, until nothing is left, so
+ * no transaction holds more than 500 subjects' locks (nor the shared lock
+ * table's room) for long.
+ */
+create or replace procedure public.emit_inactive_client_events_daily()
+language plpgsql
+set search_path = ''
+as $$
+begin
+  while public.emit_inactive_client_events(500) > 0 loop
+    commit;
+  end loop;
+end
+$$;
+revoke all on procedure public.emit_inactive_client_events_daily() from public, anon, authenticated;
+grant execute on procedure public.emit_inactive_client_events_daily() to service_role;
 
 -- ------------------------------------------------------------------ running
 
@@ -1785,4 +1812,4 @@ on conflict (tenant_id, function_name) do nothing;
 select cron.schedule('advance-workflows', '* * * * *',
   $job$select public.advance_workflow_runs(500)$job$);
 select cron.schedule('emit-inactive-client-events', '15 3 * * *',
-  $job$select public.emit_inactive_client_events()$job$);
+  $job$call public.emit_inactive_client_events_daily()$job$);

@@ -11,7 +11,7 @@ select function_privs_are('public', f, args, r, privs, format('%s may %s %s', r,
 from (values
   ('advance_workflow_runs', array['integer', 'uuid[]']),
   ('webhook_secrets_for', array['uuid[]']),
-  ('emit_inactive_client_events', array[]::text[])) fn(f, args)
+  ('emit_inactive_client_events', array['integer'])) fn(f, args)
 cross join (values ('anon', array[]::text[]), ('authenticated', array[]::text[]), ('service_role', array['EXECUTE'])) v(r, privs);
 select function_privs_are('public', 'execute_workflow', array['jsonb'], r, privs,
   format('%s may %s execute_workflow', r, coalesce(array_to_string(privs, ''), 'not call')))
@@ -500,8 +500,15 @@ insert into public.marketing_workflows (tenant_id, name, trigger_event, inactive
 values ('1a000000-0000-4000-8000-000000000001', 'win back', 'client.inactive', 60,
         '[{"type": "notify_slack", "text": "{{client.name}} is quiet"}]');
 select private.advance_workflow_clock('61 days');
-select cmp_ok(public.emit_inactive_client_events(), '>=', 1, 'clients without an order in 60 days are inactive');
-select is(public.emit_inactive_client_events(), 0, 'a second run the same day records nothing');
+-- More inactive clients than one call takes.
+insert into public.wholesale_clients (tenant_id, name)
+select '1a000000-0000-4000-8000-000000000001', 'Quiet ' || g from generate_series(1, 7) g;
+select is(public.emit_inactive_client_events(5), 5, 'clients without an order in 60 days are inactive, 5 a call');
+select cmp_ok(public.emit_inactive_client_events(5), '>=', 3, 'the next call takes the rest');
+select is(public.emit_inactive_client_events(5), 0, 'and then none is left today');
+select is((select count(*) from public.platform_events where type = 'client.inactive'
+             and payload ->> 'client_id' = '5a000000-0000-4000-8000-000000000001'), 1::bigint,
+  'one event a client and day');
 select ok((select count(*) from public.workflow_runs r join public.marketing_workflows w on w.id = r.workflow_id
            where w.name = 'win back' and r.subject = '5a000000-0000-4000-8000-000000000001') = 1,
   'and the client''s win-back run starts once');
