@@ -391,7 +391,11 @@ revoke all on function private.wf_client_fields() from public, anon, authenticat
  *   gt, gte, lt, lte        a number, or a date or time (YYYY-MM-DD…)
  *   in, not_in              an array of 1 to 100 strings or numbers
  *   contains                a string or number (in an array, or in a text)
+ *   contains_any            an array of 1 to 100 strings (any in an array)
+ *   before, after, on       a date (YYYY-MM-DD), the field's date compared
  *   exists                  true or false
+ * (the campaign audiences' operators, with the same meaning, plus the
+ * comparisons any event field needs)
  */
 create or replace function private.wf_condition_errors(cond jsonb, path text, inout errors jsonb, depth integer)
 language plpgsql
@@ -467,13 +471,22 @@ begin
       if jsonb_typeof(val) not in ('string', 'number') or val is null then
         errors := errors || jsonb_build_object(path || '.value', 'must be a string or number');
       end if;
+    when 'contains_any' then
+      if jsonb_typeof(val) is distinct from 'array' or jsonb_array_length(val) not between 1 and 100
+         or exists (select 1 from jsonb_array_elements(val) x where jsonb_typeof(x) <> 'string') then
+        errors := errors || jsonb_build_object(path || '.value', 'must be an array of 1 to 100 strings');
+      end if;
+    when 'before', 'after', 'on' then
+      if jsonb_typeof(val) is distinct from 'string' or private.try_date(val #>> '{}') is null then
+        errors := errors || jsonb_build_object(path || '.value', 'must be a date (YYYY-MM-DD)');
+      end if;
     when 'exists' then
       if jsonb_typeof(val) is distinct from 'boolean' then
         errors := errors || jsonb_build_object(path || '.value', 'must be true or false');
       end if;
     else
       errors := errors || jsonb_build_object(path || '.op',
-        'must be one of: eq, neq, gt, gte, lt, lte, in, not_in, contains, exists');
+        'must be one of: eq, neq, gt, gte, lt, lte, in, not_in, contains, contains_any, before, after, on, exists');
   end case;
 end
 $$;
@@ -865,6 +878,23 @@ begin
                     where case when jsonb_typeof(x) = 'number'
                                then private.try_numeric(v #>> '{}') = (x #>> '{}')::numeric
                                else v #>> '{}' = x #>> '{}' end)) = (op = 'in');
+  end if;
+  if op = 'contains_any' then
+    if jsonb_typeof(v) = 'array' then
+      return exists (select 1 from jsonb_array_elements(v) x join jsonb_array_elements(val) y
+                     on x #>> '{}' = y #>> '{}');
+    end if;
+    return exists (select 1 from jsonb_array_elements(val) y where v #>> '{}' = y #>> '{}');
+  end if;
+  if op in ('before', 'after', 'on') then
+    ta := private.try_timestamptz(v #>> '{}');
+    if ta is null then
+      return false;
+    end if;
+    return case op
+      when 'before' then ta::date < (val #>> '{}')::date
+      when 'after' then ta::date > (val #>> '{}')::date
+      else ta::date = (val #>> '{}')::date end;
   end if;
   if op = 'contains' then
     if jsonb_typeof(v) = 'array' then

@@ -11,7 +11,8 @@ insert into public.tenant_users (tenant_id, user_id, role, email) values
   ('1a000000-0000-4000-8000-000000000001', '0a000000-0000-4000-8000-000000000004', 'owner', 'owner@tenant-a.test');
 
 -- channels
-select is(array(select name from public.notification_channels order by 1), array['email','slack','sms','stripe'], 'four channels');
+select is(array(select name from public.notification_channels order by 1), array['email','slack','sms','stripe','webhook'],
+  'five channels');
 select table_privs_are('public', 'notification_channels', 'anon', array[]::text[], 'anon: nothing on channels');
 select table_privs_are('public', 'notification_channels', 'authenticated', array['SELECT'], 'authenticated: select channels');
 select table_privs_are('public', 'message_templates', 'anon', array[]::text[], 'anon: nothing on templates');
@@ -29,7 +30,7 @@ select lives_ok($$insert into public.notification_outbox (tenant_id, channel, te
   'a new channel is one insert away');
 
 select tests.act_as('0a000000-0000-4000-8000-000000000002');
-select is((select count(*) from public.notification_channels), 5::bigint, 'a member reads the channels');
+select is((select count(*) from public.notification_channels), 6::bigint, 'a member reads the channels (and fax)');
 select throws_ok($$insert into public.notification_channels values ('x', 'y')$$, '42501', null, 'members cannot add channels');
 select tests.act_as(null);
 select throws_ok($$select * from public.notification_channels$$, '42501', null, 'anon cannot read channels');

@@ -138,6 +138,14 @@ from (values
   ('{"field": "client.tags", "op": "contains", "value": "vip"}', '{"client": {"tags": ["new", "vip"]}}', true),
   ('{"field": "client.tags", "op": "contains", "value": "vi"}', '{"client": {"tags": ["vip"]}}', false),
   ('{"field": "client.name", "op": "contains", "value": "ACME"}', '{"client": {"name": "Big Acme Ltd"}}', true),
+  ('{"field": "client.tags", "op": "contains_any", "value": ["x", "vip"]}', '{"client": {"tags": ["new", "vip"]}}', true),
+  ('{"field": "client.tags", "op": "contains_any", "value": ["x", "y"]}', '{"client": {"tags": ["new", "vip"]}}', false),
+  ('{"field": "event.kind", "op": "contains_any", "value": ["a", "b"]}', '{"event": {"kind": "b"}}', true),
+  ('{"field": "client.last_order_date", "op": "before", "value": "2026-11-01"}', '{"client": {"last_order_date": "2026-10-31"}}', true),
+  ('{"field": "client.last_order_date", "op": "before", "value": "2026-11-01"}', '{"client": {"last_order_date": "2026-11-01"}}', false),
+  ('{"field": "event.at", "op": "after", "value": "2026-11-01"}', '{"event": {"at": "2026-11-02T00:30:00Z"}}', true),
+  ('{"field": "event.at", "op": "on", "value": "2026-11-02"}', '{"event": {"at": "2026-11-02T23:59:00Z"}}', true),
+  ('{"field": "event.at", "op": "on", "value": "2026-11-02"}', '{"event": {"at": "later"}}', false),
   ('{"field": "event.coupon", "op": "exists", "value": true}', '{"event": {"coupon": "X"}}', true),
   ('{"field": "event.coupon", "op": "exists", "value": false}', '{"event": {"coupon": null}}', true),
   ('{"field": "event.coupon", "op": "exists", "value": true}', '{"event": {}}', false),
@@ -198,6 +206,8 @@ from (values
   ('{"conditions": {"field": "event.n", "op": "gt", "value": "many"}}', 'conditions.value'),
   ('{"conditions": {"field": "event.n", "op": "in", "value": []}}', 'conditions.value'),
   ('{"conditions": {"field": "event.n", "op": "exists", "value": 1}}', 'conditions.value'),
+  ('{"conditions": {"field": "event.at", "op": "before", "value": "soon"}}', 'conditions.value'),
+  ('{"conditions": {"field": "client.tags", "op": "contains_any", "value": "vip"}}', 'conditions.value'),
   ('{"conditions": {"field": "event.n", "op": "eq", "value": {"a": 1}}}', 'conditions.value'),
   ('{"conditions": {"field": "client.credit_limit", "op": "gt", "value": 1}}', 'conditions.field'),
   ('{"conditions": {"all": []}}', 'conditions.all'),
@@ -272,6 +282,22 @@ select is((select subject from public.platform_events where type = 'order.return
              and payload ->> 'ra_number' = 'RA-T-1'), '5a000000-0000-4000-8000-000000000001'::uuid,
   'a return records order.returned about the order''s client');
 set local role service_role;
+insert into public.marketing_campaigns (id, tenant_id, name, type, channel, status)
+values ('c9000000-0000-4000-8000-000000000001', '1a000000-0000-4000-8000-000000000001', 'News', 'email', 'email', 'sending');
+insert into public.campaign_recipients (tenant_id, campaign_id, client_id, channel, address, status, provider_message_id)
+values ('1a000000-0000-4000-8000-000000000001', 'c9000000-0000-4000-8000-000000000001',
+        '5a000000-0000-4000-8000-000000000001', 'email', 'ca@client.test', 'sent', 'msg-wf-1');
+insert into public.campaign_events (tenant_id, campaign_id, recipient_id, provider, event_id, type, payload)
+select r.tenant_id, r.campaign_id, r.id, 'resend', e.id, e.type, e.payload
+from public.campaign_recipients r, (values
+  ('evt-wf-1', 'email.opened', '{}'::jsonb),
+  ('evt-wf-2', 'email.clicked', '{"data": {"click": {"link": "https://shop.test/spring"}}}'::jsonb),
+  ('evt-wf-3', 'email.delivered', '{}'::jsonb)) e(id, type, payload)
+where r.provider_message_id = 'msg-wf-1';
+select is((select array_agg(type || ' ' || coalesce(payload ->> 'link', '-') order by id) from public.platform_events
+           where subject = '5a000000-0000-4000-8000-000000000001' and type like 'campaign.%'),
+  array['campaign.email.opened -', 'campaign.email.clicked https://shop.test/spring'],
+  'opens and clicks of a campaign email record campaign.email.* about the client; deliveries do not');
 select throws_ok($$update public.platform_events set type = 'x' where true$$, '42501', null,
   'not even the service role changes an event');
 reset role;
