@@ -162,5 +162,20 @@ select tests.act_as_owner();
 select table_privs_are('public', t, 'authenticated', array['SELECT'], format('members only read %s', t))
 from unnest(array['report_sources', 'report_metrics']) t;
 
+-- generate-report's saved definitions: narrowing, grants.
+select is(private.narrow_filters('{"date_from": "2026-01-01", "date_to": "2026-03-31", "status": ["a", "b"]}',
+  '{"date_from": "2026-02-01", "date_to": "2026-06-30", "status": "b", "client": "c"}'),
+  '{"date_from": "2026-02-01", "date_to": "2026-03-31", "status": ["b"], "client": "c"}'::jsonb,
+  'a saved report''s filters narrowed: the later start, the earlier end, the values in both, a new one added');
+select is(private.narrow_filters('{"status": "a"}', '{"status": ["b"]}'), '{"status": []}'::jsonb,
+  'narrowed to nothing');
+select is(pg_temp.report('{"metrics": ["revenue"], "filters": {"status": []}}') -> 'totals', '{"revenue": 0}'::jsonb,
+  'which matches nothing') from (select tests.act_as('0a000000-0000-4000-8000-000000000001')) a;
+select tests.act_as_owner();
+select function_privs_are('public', 'start_report', array['jsonb'], r, privs,
+  format('%s may %s start_report', r, coalesce(array_to_string(privs, ''), 'not call')))
+from (values ('anon', array[]::text[]), ('authenticated', array['EXECUTE']), ('service_role', array['EXECUTE'])) v(r, privs);
+select table_privs_are('public', 'custom_reports', 'anon', array[]::text[], 'anon has nothing on custom_reports');
+
 select * from finish();
 rollback;

@@ -1,0 +1,287 @@
+//! `generate-report`: a report over the tenant's data, from the metric
+//! catalogue (seed 000 §7).
+//!
+//! The request is seed 000's, with `group_by`, `save` and an optional
+//! `tenant_id` (needed only by a user of several tenants):
+//! ```json
+//! {"metrics": ["revenue", "order_count"], "group_by": ["month"],
+//!  "filters": {"date_from": "2026-01-01", "payment_terms": ["net_30"]},
+//!  "visualization_type": "table", "format": "json", "save": "Revenue by month"}
+//! ```
+//! or `{"report_id": "<uuid>", "filters": {...}}` to run a saved report, the
+//! request's filters narrowing the saved ones.
+//!
+//! The answer (`200`) is seed 000's: `{success, report_data, report_id?}`,
+//! `report_data` being `{columns: [{name, type}], rows, totals, time_zone}`
+//! and, for `visualization_type: "summary"`, a one-line `summary`.
+//!
+//! The work is SQL: `public.start_report` (admission, role, rate limit, the
+//! saved definition, saving) and `public.report_data` (the catalogue, read
+//! under the caller's RLS).
+
+use shared::format::{label, money};
+use shared::serde_json::{json, Map, Value};
+use shared::{Auth, Counted, Ctx, Decimal, Endpoint, Request, Response, Result, Uuid, Validator};
+use std::str::FromStr;
+
+/// The function's name, as in `rate_limit_policies` and `request_subjects`.
+pub const FUNCTION_NAME: &str = "generate-report";
+
+/// A checked request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportInput {
+    pub tenant_id: Option<Uuid>,
+    /// What `public.start_report` takes, less the tenant.
+    pub payload: Map<String, Value>,
+    pub visualization: String,
+}
+
+pub fn validate(body: &Value) -> Result<ReportInput> {
+    let mut v = Validator::new();
+    let obj = v
+        .object(
+            "",
+            body,
+            &[
+                "report_id",
+                "tenant_id",
+                "data_sources",
+                "metrics",
+                "filters",
+                "group_by",
+                "visualization_type",
+                "format",
+                "save",
+            ],
+        )
+        .cloned()
+        .unwrap_or_default();
+    let tenant_id = v.uuid("tenant_id", obj.get("tenant_id").filter(|x| !x.is_null()));
+    let report_id = v.uuid("report_id", obj.get("report_id").filter(|x| !x.is_null()));
+    let mut payload = Map::new();
+    if let Some(id) = report_id {
+        payload.insert("report_id".into(), json!(id));
+        if obj.contains_key("metrics") || obj.contains_key("data_sources") {
+            v.error(
+                "report_id",
+                "runs the saved definition: leave out metrics and data_sources",
+            );
+        }
+    } else if matches!(obj.get("metrics"), None | Some(Value::Null)) {
+        v.error("metrics", "is required (or a report_id)");
+    }
+    // The catalogue checks the names; here only the shapes.
+    for key in ["metrics", "data_sources", "group_by"] {
+        match obj.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items))
+                if items
+                    .iter()
+                    .all(|i| i.as_str().is_some_and(|s| s.len() <= 100)) =>
+            {
+                payload.insert(key.into(), Value::Array(items.clone()));
+            }
+            Some(_) => v.error(key, "must be an array of names"),
+        }
+    }
+    match obj.get("filters") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            if Value::Object(m.clone()).to_string().contains("\\u0000") {
+                v.error("filters", "must not contain NUL (\\u0000) characters");
+            }
+            payload.insert("filters".into(), Value::Object(m.clone()));
+        }
+        Some(_) => v.error("filters", "must be an object"),
+    }
+    let visualization = match obj.get("visualization_type") {
+        None | Some(Value::Null) => None,
+        Some(x) => v.one_of(
+            "visualization_type",
+            Some(x),
+            &["table", "summary", "chart"],
+        ),
+    };
+    if visualization == Some("chart") {
+        v.error(
+            "visualization_type",
+            "chart is not available yet: table or summary",
+        );
+    }
+    if let Some(f) = obj.get("format").filter(|x| !x.is_null()) {
+        if let Some(format) = v.one_of("format", Some(f), &["json", "pdf", "excel"]) {
+            if format != "json" {
+                v.error("format", "pdf and excel are not available yet: json");
+            }
+        }
+    }
+    if let Some(name) = v.string("save", obj.get("save").filter(|x| !x.is_null()), 200) {
+        if name.trim().is_empty() {
+            v.error("save", "must be a name");
+        } else {
+            payload.insert("save".into(), json!(name.trim()));
+        }
+    }
+    if let Some(viz) = &visualization {
+        payload.insert("visualization_type".into(), json!(viz));
+    }
+    v.finish(|| ReportInput {
+        tenant_id,
+        payload,
+        visualization: visualization.unwrap_or_default().to_string(),
+    })
+}
+
+/// One line for `visualization_type: "summary"`: each total, labelled, in
+/// its column's kind (money with two decimals, a ratio as a percentage).
+pub fn summary(report: &Value) -> String {
+    let totals = &report["totals"];
+    report["columns"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            let name = c["name"].as_str()?;
+            let value = totals.get(name)?;
+            let number = Decimal::from_str(&value.to_string()).ok()?;
+            let shown = match c["type"].as_str() {
+                Some("money") => money(number),
+                Some("ratio") => {
+                    format!("{}%", (number * Decimal::from(100)).round_dp(2).normalize())
+                }
+                _ => number.normalize().to_string(),
+            };
+            Some(format!("{}: {shown}", label(name)))
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+pub struct GenerateReport;
+
+impl Endpoint for GenerateReport {
+    const NAME: &'static str = FUNCTION_NAME;
+    const AUTH: Auth = Auth::User;
+    type Input = ReportInput;
+
+    fn input(req: &Request, _now: i64) -> Result<ReportInput> {
+        req.idempotency_key()?;
+        validate(&req.json_object()?)
+    }
+
+    async fn run(input: ReportInput, ctx: &Ctx<'_>) -> Result<Response> {
+        let caller = ctx.caller()?;
+        let tenant = ctx.tenant(input.tenant_id).await?;
+        let rest = &ctx.config.rest;
+        let mut payload = input.payload.clone();
+        payload.insert("tenant_id".into(), json!(tenant));
+        let started: Value = rest
+            .rpc_counted_as(
+                "start_report",
+                &json!({ "payload": payload }),
+                caller,
+                Counted {
+                    function_name: FUNCTION_NAME,
+                    subject_id: tenant,
+                },
+                ctx.service_role_key(),
+                ctx.clock,
+            )
+            .await?;
+        // The report itself, as the caller: the database's RLS decides.
+        let mut report = rest
+            .rpc(
+                "report_data",
+                &json!({ "spec": started["spec"] }),
+                &caller.token,
+            )
+            .await?;
+        if started["visualization_type"] == "summary" {
+            let line = summary(&report);
+            report["summary"] = json!(line);
+        }
+        let mut body = json!({"success": true, "report_data": report,
+                              "visualization_type": started["visualization_type"]});
+        if !started["report_id"].is_null() {
+            body["report_id"] = started["report_id"].clone();
+            body["name"] = started["name"].clone();
+        }
+        Ok(Response::json(200, &body))
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+shared::export_endpoint!(GenerateReport);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::serde_json;
+    use shared::ApiError;
+
+    fn errors(body: Value) -> Map<String, Value> {
+        match validate(&body) {
+            Err(ApiError::Validation(m)) => m,
+            other => panic!("expected a 400, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_request_becomes_start_reports_payload() {
+        let i = validate(&json!({"metrics": ["revenue"], "group_by": ["month"],
+            "filters": {"date_from": "2026-01-01"}, "visualization_type": "summary",
+            "format": "json", "save": "  Monthly  "}))
+        .unwrap();
+        assert_eq!(
+            Value::Object(i.payload),
+            json!({"metrics": ["revenue"], "group_by": ["month"], "filters": {"date_from": "2026-01-01"},
+                   "visualization_type": "summary", "save": "Monthly"})
+        );
+        let id = Uuid::from_u128(7);
+        let i = validate(&json!({"report_id": id, "filters": {"status": "confirmed"}})).unwrap();
+        assert_eq!(i.payload["report_id"], json!(id));
+        assert_eq!(i.visualization, "");
+    }
+
+    #[test]
+    fn rejections() {
+        let e = errors(json!({"group_by": "month", "filters": [], "format": "csv", "x": 1}));
+        assert_eq!(e["metrics"], "is required (or a report_id)");
+        assert_eq!(e["group_by"], "must be an array of names");
+        assert_eq!(e["filters"], "must be an object");
+        assert!(e["format"].as_str().unwrap().starts_with("must be one of"));
+        assert_eq!(e["x"], "unknown field");
+        let e =
+            errors(json!({"metrics": ["revenue"], "format": "pdf", "visualization_type": "chart"}));
+        assert!(e["format"].as_str().unwrap().contains("not available yet"));
+        assert!(e["visualization_type"]
+            .as_str()
+            .unwrap()
+            .contains("not available yet"));
+        let e = errors(json!({"report_id": Uuid::from_u128(1), "metrics": ["revenue"]}));
+        assert!(e["report_id"]
+            .as_str()
+            .unwrap()
+            .contains("saved definition"));
+        let e = errors(json!({"metrics": [1], "save": " "}));
+        assert_eq!(e["metrics"], "must be an array of names");
+        assert_eq!(e["save"], "must be a name");
+        let e = errors(json!({"metrics": ["revenue"], "filters": {"status": "a\u{0}b"}}));
+        assert!(e["filters"].as_str().unwrap().contains("NUL"));
+    }
+
+    #[test]
+    fn a_summary_line() {
+        let report: Value = serde_json::from_str(
+            r#"{"columns": [{"name": "revenue", "type": "money"}, {"name": "order_count", "type": "integer"},
+                            {"name": "return_rate", "type": "ratio"}, {"name": "units_sold", "type": "number"}],
+                "rows": [], "totals": {"revenue": 1234567.50, "order_count": 3, "return_rate": 0.6667,
+                                       "units_sold": 24.00}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            summary(&report),
+            "Revenue: 1,234,567.50 · Order count: 3 · Return rate: 66.67% · Units sold: 24"
+        );
+    }
+}
