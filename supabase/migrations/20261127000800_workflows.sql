@@ -1233,9 +1233,10 @@ grant execute on function public.emit_inactive_client_events(integer) to service
  * no transaction holds more than 500 subjects' locks (nor the shared lock
  * table's room) for long.
  */
+-- (No `set search_path` here: a procedure with a SET clause cannot commit.
+-- It names everything it calls with its schema.)
 create or replace procedure public.emit_inactive_client_events_daily()
 language plpgsql
-set search_path = ''
 as $$
 begin
   while public.emit_inactive_client_events(500) > 0 loop
@@ -1470,6 +1471,11 @@ begin
           address := step ->> 'to';
         end if;
         body := private.wf_merge(step ->> 'body', vars);
+        -- A marketing SMS to a client says who sends it and how to stop, as
+        -- a campaign's does (shared::campaign::SMS_STOP_LINE).
+        if ch = 'sms' and coalesce(step ->> 'to', 'client') = 'client' then
+          body := tenant_name || ': ' || body || E'\nReply STOP to opt out';
+        end if;
         insert into public.notification_outbox (id, tenant_id, channel, template, recipient, payload)
         values (private.wf_message_id(r.id, path_text), r.tenant_id, ch, 'workflow_message', address,
           jsonb_build_object('business_name', tenant_name, 'text', body,
