@@ -147,4 +147,10 @@ Deno.test("generate-report: its boundary, and every bad name a 400 that changes 
     );
   }
   assert.equal(await count(), before, "a refused save stores nothing");
+  // The catalogue cannot be run straight through the REST API, around the
+  // function's admission and rate limit.
+  const direct = await t.db.rpc("report_data", {
+    spec: { metrics: ["revenue"], tenant_id: t.id },
+  });
+  assert.equal(direct.error?.code, "CEA03", JSON.stringify(direct));
 });

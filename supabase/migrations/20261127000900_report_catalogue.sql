@@ -111,6 +111,57 @@ on conflict (name, source) do update
 set rank = excluded.rank, expression = excluded.expression, kind = excluded.kind,
     description = excluded.description;
 
+/*
+ * A report runs on a ticket: generate-report's start_report (admitted, rate
+ * limited) issues one for the spec it will run, for the calling user, good
+ * once and for a minute; report_data redeems it. So report_data, which must
+ * run as the caller for RLS, is no way around the function's rate limit.
+ * The service role needs none, nor start_report's own check of a definition
+ * before it saves it.
+ */
+create table if not exists private.report_tickets (
+  id uuid primary key default gen_random_uuid(),
+  user_id uuid not null,
+  spec jsonb not null,
+  expires_at timestamptz not null default now() + interval '1 minute'
+);
+revoke all on private.report_tickets from public, anon, authenticated;
+
+/*
+ * public.redeem_report_ticket(spec): takes the ticket spec.ticket names, if
+ * it is the caller's, unexpired and for this very spec (its other keys);
+ * else CEA03. Expired tickets go at the same time.
+ */
+create or replace function public.redeem_report_ticket(spec jsonb)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  taken boolean;
+begin
+  if (coalesce(current_setting('request.jwt.claims', true), '') <> ''
+      and current_setting('request.jwt.claims', true)::jsonb ->> 'role' = 'service_role')
+     or current_setting('commerce_edge.checking_report', true) = 'on' then
+    return;
+  end if;
+  delete from private.report_tickets t where t.expires_at < now();
+  delete from private.report_tickets t
+  where t.id = case when redeem_report_ticket.spec ->> 'ticket'
+                         ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                    then (redeem_report_ticket.spec ->> 'ticket')::uuid end
+    and t.user_id = (select auth.uid()) and t.spec = redeem_report_ticket.spec - 'ticket'
+  returning true into taken;
+  if taken is null then
+    raise exception using errcode = 'CEA03', message = 'reports run through generate-report',
+      detail = '{"ticket": "missing, used, expired or for another report"}';
+  end if;
+end
+$$;
+revoke all on function public.redeem_report_ticket(jsonb) from public, anon;
+grant execute on function public.redeem_report_ticket(jsonb) to authenticated, service_role;
+
 /* public.report_is_date(text): a real date written YYYY-MM-DD. */
 create or replace function public.report_is_date(value text)
 returns boolean
@@ -133,7 +184,8 @@ grant execute on function public.report_is_date(text) to authenticated, service_
 
 /*
  * public.report_data(spec): one report over the tenant's rows, read as the
- * caller (RLS applies; security invoker). spec:
+ * caller (RLS applies; security invoker), on the ticket spec.ticket
+ * (public.redeem_report_ticket; CEA03 without one). spec:
  *   tenant_id    uuid, required
  *   metrics      1 to 12 metric names, each computed from the first of its
  *                sources (by rank) that has every dimension and filter named
@@ -155,7 +207,7 @@ grant execute on function public.report_is_date(text) to authenticated, service_
 create or replace function public.report_data(spec jsonb)
 returns jsonb
 language plpgsql
-stable
+volatile
 security invoker
 set search_path = ''
 as $$
@@ -186,6 +238,8 @@ declare
   time_grains constant text[] := array['day', 'week', 'month', 'quarter'];
   plain_dims constant text[] := array['product', 'client', 'warehouse', 'status', 'payment_terms'];
 begin
+  perform public.redeem_report_ticket(spec);
+  spec := spec - 'ticket';
   if tenant is null then
     raise exception using errcode = 'CEV01', message = 'the report has invalid fields',
       detail = '{"tenant_id": "must be a uuid"}';

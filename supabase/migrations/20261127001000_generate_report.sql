@@ -77,8 +77,8 @@ revoke all on function private.narrow_filters(jsonb, jsonb) from public, anon, a
  * asks) and rate limit. With report_id, the saved definition (404 unless the
  * tenant's), its filters narrowed by the request's; else the request's.
  * With save (a name), the definition is stored as a custom_reports row.
- * Returns {spec (for public.report_data), report_id, name,
- * visualization_type}. Raises CEA01/CEA03 (admission, role), CER03, CER29,
+ * Returns {spec (for public.report_data, with a ticket good once for a
+ * minute), report_id, name, visualization_type}. Raises CEA01/CEA03 (admission, role), CER03, CER29,
  * CEN04, CEV01 (a save without metrics).
  */
 create or replace function public.start_report(payload jsonb)
@@ -94,6 +94,7 @@ declare
   spec jsonb;
   viz text := coalesce(payload ->> 'visualization_type', 'table');
   report uuid;
+  ticket uuid;
 begin
   if tenant is null then
     perform private.raise_error('CEV01', 'the request has invalid fields', '{"tenant_id": "must be a uuid"}');
@@ -123,16 +124,21 @@ begin
       || case when payload ? 'group_by' then jsonb_build_object('group_by', payload -> 'group_by') else '{}'::jsonb end;
   end if;
   if payload ? 'save' then
-    -- A definition that does not run is not stored.
+    -- A definition that does not run is not stored. (This check is the
+    -- only run without a ticket: the flag lasts for this statement's
+    -- transaction and no API can set it.)
+    perform set_config('commerce_edge.checking_report', 'on', true);
     perform public.report_data(spec);
+    perform set_config('commerce_edge.checking_report', '', true);
     insert into public.custom_reports (tenant_id, name, data_sources, metrics, filters, group_by, visualization_type,
       created_by)
     values (tenant, payload ->> 'save', spec -> 'data_sources', spec -> 'metrics', spec -> 'filters', spec -> 'group_by',
       viz, (select auth.uid()))
     returning id into report;
   end if;
-  return jsonb_build_object('spec', spec, 'report_id', report, 'visualization_type', viz,
-    'name', coalesce(payload ->> 'save', saved.name));
+  insert into private.report_tickets (user_id, spec) values ((select auth.uid()), spec) returning id into ticket;
+  return jsonb_build_object('spec', spec || jsonb_build_object('ticket', ticket), 'report_id', report,
+    'visualization_type', viz, 'name', coalesce(payload ->> 'save', saved.name));
 end
 $$;
 revoke all on function public.start_report(jsonb) from public, anon;

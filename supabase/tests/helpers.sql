@@ -153,6 +153,20 @@ as $$
     'delivery_method', method)
 $$;
 
+/* The spec with a report ticket for the signed-in user, as start_report issues one. */
+create or replace function tests.report_ticket(spec jsonb)
+returns jsonb
+language plpgsql
+security definer
+as $$
+declare
+  t uuid;
+begin
+  insert into private.report_tickets (user_id, spec) values (auth.uid(), spec - 'ticket') returning id into t;
+  return spec || jsonb_build_object('ticket', t);
+end
+$$;
+
 grant usage on schema tests to anon, authenticated;
 grant execute on all functions in schema tests to anon, authenticated;
 

@@ -64,7 +64,7 @@ select '1b000000-0000-4000-8000-000000000001', id, 'B-1', 'confirmed', 7777, 'pr
 from public.wholesale_clients where tenant_id = '1b000000-0000-4000-8000-000000000001' limit 1;
 
 create function pg_temp.report(spec jsonb) returns jsonb language sql as $$
-  select public.report_data(spec || '{"tenant_id": "1a000000-0000-4000-8000-000000000001"}')
+  select public.report_data(tests.report_ticket(spec || '{"tenant_id": "1a000000-0000-4000-8000-000000000001"}'))
 $$;
 create function pg_temp.refusal(spec jsonb) returns jsonb language plpgsql as $$
 declare
@@ -144,17 +144,28 @@ from (values
   ('{"metrics": ["revenue"], "filters": {"region": "north"}}', 'filters.region'),
   ('{"metrics": ["revenue"], "filters": []}', 'filters')
 ) x(spec, key);
-select throws_ok($$select public.report_data('{"metrics": ["revenue"], "tenant_id": "1b000000-0000-4000-8000-000000000001"}')$$,
+select throws_ok($$select public.report_data(tests.report_ticket('{"metrics": ["revenue"], "tenant_id": "1b000000-0000-4000-8000-000000000001"}'))$$,
   'CEN04', 'tenant not found', 'another tenant is not found');
-select throws_ok($$select public.report_data('{"metrics": ["revenue"], "tenant_id": "nope"}')$$, 'CEV01', null,
+select throws_ok($$select public.report_data(tests.report_ticket('{"metrics": ["revenue"], "tenant_id": "nope"}'))$$, 'CEV01', null,
   'a bad tenant id is refused');
+-- Tickets: only through generate-report, once, for that spec, for that user.
+select throws_ok($$select public.report_data('{"metrics": ["revenue"], "tenant_id": "1a000000-0000-4000-8000-000000000001"}')$$,
+  'CEA03', 'reports run through generate-report', 'no ticket, no report: the REST API is no way around the function');
+select set_config('t.spec', tests.report_ticket('{"metrics": ["revenue"], "tenant_id": "1a000000-0000-4000-8000-000000000001"}')::text, true);
+select lives_ok($$select public.report_data(current_setting('t.spec')::jsonb)$$, 'a ticket runs its report');
+select throws_ok($$select public.report_data(current_setting('t.spec')::jsonb)$$, 'CEA03', null, 'once');
+select set_config('t.spec', tests.report_ticket('{"metrics": ["revenue"], "tenant_id": "1a000000-0000-4000-8000-000000000001"}')::text, true);
+select throws_ok($$select public.report_data(current_setting('t.spec')::jsonb || '{"metrics": ["po_spend"]}')$$, 'CEA03', null,
+  'and for the report it was issued for');
 select ok((select count(*) from public.report_catalogue) >= 14, 'members read the catalogue');
 
 -- RLS, not only the tenant filter: B's member asking for A's tenant sees nothing.
 select tests.act_as('0b000000-0000-4000-8000-000000000001');
-select throws_ok($$select public.report_data('{"metrics": ["revenue"], "tenant_id": "1a000000-0000-4000-8000-000000000001"}')$$,
+select throws_ok($$select public.report_data(current_setting('t.spec')::jsonb)$$, 'CEA03', null,
+  'nor by another user');
+select throws_ok($$select public.report_data(tests.report_ticket('{"metrics": ["revenue"], "tenant_id": "1a000000-0000-4000-8000-000000000001"}'))$$,
   'CEN04', 'tenant not found', 'B cannot report on A');
-select is(public.report_data('{"metrics": ["revenue"], "tenant_id": "1b000000-0000-4000-8000-000000000001"}') -> 'totals',
+select is(public.report_data(tests.report_ticket('{"metrics": ["revenue"], "tenant_id": "1b000000-0000-4000-8000-000000000001"}')) -> 'totals',
   '{"revenue": 7777.00}'::jsonb, 'B sees its own');
 select tests.act_as(null);
 select throws_ok($$select public.report_data('{"metrics": ["revenue"]}')$$, '42501', null, 'anon cannot call it');
