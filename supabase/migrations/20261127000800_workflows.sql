@@ -1365,6 +1365,19 @@ revoke all on function private.wf_max_attempts() from public, anon, authenticate
  * the messages it queued. Raises when a
  * step fails (the caller rolls the run back to its savepoint and retries).
  */
+/* private.wf_log(run, step_path, type, outcome, detail): one line of the run's step log. */
+create or replace function private.wf_log(run public.workflow_runs, step_path text, type text, outcome text,
+  detail jsonb default '{}'::jsonb)
+returns void
+language sql
+set search_path = ''
+as $$
+  insert into public.workflow_step_runs (tenant_id, run_id, step_path, type, outcome, detail)
+  values ((wf_log.run).tenant_id, (wf_log.run).id, wf_log.step_path, wf_log.type, wf_log.outcome,
+          coalesce(wf_log.detail, '{}'::jsonb))
+$$;
+revoke all on function private.wf_log(public.workflow_runs, text, text, text, jsonb) from public, anon, authenticated;
+
 drop function if exists private.wf_advance(uuid);
 create or replace function private.wf_advance(run_id uuid, out actions_done integer, out messages integer)
 language plpgsql
@@ -1387,6 +1400,7 @@ declare
   address text;
   ch text;
   consent text;
+  skip text;
   body text;
   local_hour integer;
   matched public.platform_events;
@@ -1413,9 +1427,7 @@ begin
       r.finished_at := now();
       r.next_run_at := null;
       r.last_error := format('the run took %s steps: a loop guard stops it', r.steps_taken);
-      insert into public.workflow_step_runs (tenant_id, run_id, step_path, type, outcome, detail)
-      values (r.tenant_id, r.id, array_to_string(r.step, '.'), 'guard', 'failed',
-              jsonb_build_object('error', r.last_error));
+      perform private.wf_log(r, array_to_string(r.step, '.'), 'guard', 'failed', jsonb_build_object('error', r.last_error));
       exit;
     end if;
     step := actions #> r.step;
@@ -1435,19 +1447,11 @@ begin
           address := nullif(btrim(client ->> case ch when 'email' then 'email' else 'phone' end), '');
           select k.status into consent from public.contact_consent k
           where k.client_id = r.subject and k.channel = ch;
-          if client is null or address is null then
-            insert into public.workflow_step_runs (tenant_id, run_id, step_path, type, outcome, detail)
-            values (r.tenant_id, r.id, path_text, kind, 'skipped',
-                    jsonb_build_object('reason', case when client is null then 'no_client' else 'no_address' end));
-            r.step := private.wf_next(actions, r.step);
-            r.step_since := now_ts;
-            r.steps_taken := r.steps_taken + 1;
-            r.waiting_for := null;
-            continue;
-          end if;
-          if coalesce(consent, 'subscribed') <> 'subscribed' then
-            insert into public.workflow_step_runs (tenant_id, run_id, step_path, type, outcome, detail)
-            values (r.tenant_id, r.id, path_text, kind, 'skipped', jsonb_build_object('reason', consent));
+          -- No client, no address or no consent: skipped, and the run goes on.
+          skip := case when client is null then 'no_client' when address is null then 'no_address'
+                       when coalesce(consent, 'subscribed') <> 'subscribed' then consent end;
+          if skip is not null then
+            perform private.wf_log(r, path_text, kind, 'skipped', jsonb_build_object('reason', skip));
             r.step := private.wf_next(actions, r.step);
             r.step_since := now_ts;
             r.steps_taken := r.steps_taken + 1;
@@ -1462,8 +1466,7 @@ begin
               r.status := 'waiting';
               r.next_run_at := due;
               r.waiting_for := jsonb_build_object('quiet_hours', true, 'until', due);
-              insert into public.workflow_step_runs (tenant_id, run_id, step_path, type, outcome, detail)
-              values (r.tenant_id, r.id, path_text, kind, 'waiting', jsonb_build_object('quiet_hours_until', due));
+              perform private.wf_log(r, path_text, kind, 'waiting', jsonb_build_object('quiet_hours_until', due));
               exit;
             end if;
           end if;
@@ -1486,9 +1489,7 @@ begin
                   then jsonb_build_object('subject', private.wf_merge(step ->> 'subject', vars))
                   else '{}'::jsonb end)
         on conflict (id) do nothing;
-        insert into public.workflow_step_runs (tenant_id, run_id, step_path, type, outcome, detail)
-        values (r.tenant_id, r.id, path_text, kind, 'done',
-                jsonb_build_object('message_id', private.wf_message_id(r.id, path_text), 'to', address));
+        perform private.wf_log(r, path_text, kind, 'done', jsonb_build_object('message_id', private.wf_message_id(r.id, path_text), 'to', address));
         actions_done := actions_done + 1;
         messages := messages + 1;
         r.step := private.wf_next(actions, r.step);
@@ -1498,9 +1499,7 @@ begin
           jsonb_build_object('business_name', tenant_name, 'text', private.wf_merge(step ->> 'text', vars),
             'workflow_id', r.workflow_id, 'run_id', r.id, 'step', path_text))
         on conflict (id) do nothing;
-        insert into public.workflow_step_runs (tenant_id, run_id, step_path, type, outcome, detail)
-        values (r.tenant_id, r.id, path_text, kind, 'done',
-                jsonb_build_object('message_id', private.wf_message_id(r.id, path_text)));
+        perform private.wf_log(r, path_text, kind, 'done', jsonb_build_object('message_id', private.wf_message_id(r.id, path_text)));
         actions_done := actions_done + 1;
         messages := messages + 1;
         r.step := private.wf_next(actions, r.step);
@@ -1514,16 +1513,13 @@ begin
               'client', case when client is null then null else client - 'total_spent' - 'order_count' end,
               'data', coalesce(step -> 'data', '{}'::jsonb))))
         on conflict (id) do nothing;
-        insert into public.workflow_step_runs (tenant_id, run_id, step_path, type, outcome, detail)
-        values (r.tenant_id, r.id, path_text, kind, 'done',
-                jsonb_build_object('message_id', private.wf_message_id(r.id, path_text), 'url', step ->> 'url'));
+        perform private.wf_log(r, path_text, kind, 'done', jsonb_build_object('message_id', private.wf_message_id(r.id, path_text), 'url', step ->> 'url'));
         actions_done := actions_done + 1;
         messages := messages + 1;
         r.step := private.wf_next(actions, r.step);
       when 'update_client' then
         if client is null then
-          insert into public.workflow_step_runs (tenant_id, run_id, step_path, type, outcome, detail)
-          values (r.tenant_id, r.id, path_text, kind, 'skipped', '{"reason": "no_client"}');
+          perform private.wf_log(r, path_text, kind, 'skipped', '{"reason": "no_client"}');
         else
           -- Never wait for a client row an order holds: try again shortly.
           perform 1 from public.wholesale_clients c where c.id = r.subject for update nowait;
@@ -1534,20 +1530,17 @@ begin
               status = coalesce(step #>> '{set,status}', c.status),
               city = coalesce(step #>> '{set,city}', c.city)
           where c.id = r.subject;
-          insert into public.workflow_step_runs (tenant_id, run_id, step_path, type, outcome, detail)
-          values (r.tenant_id, r.id, path_text, kind, 'done', step - 'type');
+          perform private.wf_log(r, path_text, kind, 'done', step - 'type');
           actions_done := actions_done + 1;
           client := null;
         end if;
         r.step := private.wf_next(actions, r.step);
       when 'branch' then
         if private.wf_test(step -> 'if', vars) then
-          insert into public.workflow_step_runs (tenant_id, run_id, step_path, type, outcome)
-          values (r.tenant_id, r.id, path_text, kind, 'then');
+          perform private.wf_log(r, path_text, kind, 'then');
           r.step := private.wf_enter(actions, r.step, 'then');
         else
-          insert into public.workflow_step_runs (tenant_id, run_id, step_path, type, outcome)
-          values (r.tenant_id, r.id, path_text, kind, 'else');
+          perform private.wf_log(r, path_text, kind, 'else');
           r.step := private.wf_enter(actions, r.step, 'else');
         end if;
       when 'wait' then
@@ -1556,16 +1549,14 @@ begin
                else private.wf_local_next(tz, step #>> '{until,time}', step #> '{until,weekdays}', r.step_since) end);
         if due > now_ts then
           if r.waiting_for is null then
-            insert into public.workflow_step_runs (tenant_id, run_id, step_path, type, outcome, detail)
-            values (r.tenant_id, r.id, path_text, kind, 'waiting', jsonb_build_object('until', due));
+            perform private.wf_log(r, path_text, kind, 'waiting', jsonb_build_object('until', due));
           end if;
           r.status := 'waiting';
           r.next_run_at := due;
           r.waiting_for := jsonb_build_object('until', due);
           exit;
         end if;
-        insert into public.workflow_step_runs (tenant_id, run_id, step_path, type, outcome, detail)
-        values (r.tenant_id, r.id, path_text, kind, 'done', jsonb_build_object('until', due));
+        perform private.wf_log(r, path_text, kind, 'done', jsonb_build_object('until', due));
         r.waiting_for := null;
         r.step := private.wf_next(actions, r.step);
         -- The next step began when the wait ended, not when a drain came by.
@@ -1597,8 +1588,7 @@ begin
           matched := null;
         end loop;
         if matched.id is not null then
-          insert into public.workflow_step_runs (tenant_id, run_id, step_path, type, outcome, detail)
-          values (r.tenant_id, r.id, path_text, kind, 'matched', jsonb_build_object('event_id', matched.id));
+          perform private.wf_log(r, path_text, kind, 'matched', jsonb_build_object('event_id', matched.id));
           r.context := r.context || jsonb_build_object('matched_event', matched.payload);
           r.waiting_for := null;
           r.status := 'active';
@@ -1607,8 +1597,7 @@ begin
           r.steps_taken := r.steps_taken + 1;
           continue;
         elsif now_ts >= deadline then
-          insert into public.workflow_step_runs (tenant_id, run_id, step_path, type, outcome, detail)
-          values (r.tenant_id, r.id, path_text, kind, 'timed_out', jsonb_build_object('deadline', deadline));
+          perform private.wf_log(r, path_text, kind, 'timed_out', jsonb_build_object('deadline', deadline));
           r.waiting_for := null;
           r.status := 'active';
           r.step := private.wf_enter(actions, r.step, 'timed_out');
@@ -1617,9 +1606,7 @@ begin
           continue;
         end if;
         if r.waiting_for is null then
-          insert into public.workflow_step_runs (tenant_id, run_id, step_path, type, outcome, detail)
-          values (r.tenant_id, r.id, path_text, kind, 'waiting',
-                  jsonb_build_object('event', step ->> 'event', 'deadline', deadline));
+          perform private.wf_log(r, path_text, kind, 'waiting', jsonb_build_object('event', step ->> 'event', 'deadline', deadline));
         end if;
         r.status := 'waiting';
         r.next_run_at := deadline;
