@@ -614,3 +614,51 @@ Deno.test("the daily client.inactive job, as pg_cron runs it: 1,203 clients in t
     await resetClock();
   }
 });
+
+Deno.test("one tenant's flood of execute-workflow gets 429s and records no more than its limit; another tenant is served", async () => {
+  const a = await makeTenant();
+  const b = await makeTenant();
+  const count = async (t: Tenant) =>
+    (await sql`select count(*)::int as n from public.platform_events
+      where tenant_id = ${t.id} and type = 'flood.test'`)[0].n;
+  const statuses: Record<number, number> = {};
+  let next = 0;
+  let bStatus = 0;
+  const started = performance.now();
+  await Promise.all([
+    ...Array.from({ length: 8 }, async () => {
+      while (next++ < 160) {
+        const r = await invoke(a.db, "execute-workflow", {
+          trigger_event: "flood.test",
+        });
+        statuses[r.status] = (statuses[r.status] ?? 0) + 1;
+        if (r.status === 429) {
+          assert.equal(r.body.error.code, "RATE_LIMITED");
+          assert.ok(Number(r.headers.get("retry-after")) >= 1);
+        }
+      }
+    }),
+    (async () => {
+      await new Promise((r) => setTimeout(r, 200));
+      const r = await invoke(b.db, "execute-workflow", {
+        trigger_event: "flood.test",
+      });
+      bStatus = r.status;
+    })(),
+  ]);
+  const seconds = (performance.now() - started) / 1000;
+  assert.ok((statuses[429] ?? 0) >= 20, JSON.stringify(statuses));
+  assert.deepEqual(Object.keys(statuses).sort(), ["200", "429"]);
+  assert.equal(
+    await count(a),
+    statuses[200],
+    "each 200 recorded one event, each 429 none",
+  );
+  // The bucket holds 120 and refills at 2 a second.
+  assert.ok(
+    statuses[200] <= 120 + Math.ceil(2 * seconds),
+    `no more than the tenant's limit: ${statuses[200]} in ${seconds} s`,
+  );
+  assert.equal(bStatus, 200, "the other tenant is not limited by A's flood");
+  assert.equal(await count(b), 1);
+});
