@@ -3,6 +3,8 @@
 //! continuation pages, and "Page n of N" footers written once the page count
 //! is known. The caller decides what goes where; this module keeps the pages.
 
+use std::borrow::Cow;
+
 use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
 
 use crate::text::{encode, fit, head, width, Font};
@@ -18,11 +20,19 @@ pub const BOTTOM: f32 = 72.0;
 pub const BODY: f32 = 9.0;
 pub const ROW: f32 = 12.0;
 
+/// Portrait (A4, 595 × 842 pt) or landscape (842 × 595).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Orientation {
+    #[default]
+    Portrait,
+    Landscape,
+}
+
 /// A table column: its title, and the x its text starts at (or ends at, when
 /// right-aligned, as figures are).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Column {
-    pub title: &'static str,
+    pub title: Cow<'static, str>,
     pub x: f32,
     pub right: bool,
 }
@@ -37,18 +47,48 @@ pub struct Pages {
     /// Continuation pages start with these, left (bold) and right.
     heading: (String, String),
     columns: Vec<Column>,
+    /// The page's width and height.
+    size: (f32, f32),
 }
 
 impl Pages {
     /// One empty page; `heading` is what continuation pages start with.
     pub fn new(heading_left: String, heading_right: String) -> Self {
+        Self::with_orientation(heading_left, heading_right, Orientation::Portrait)
+    }
+
+    pub fn with_orientation(
+        heading_left: String,
+        heading_right: String,
+        orientation: Orientation,
+    ) -> Self {
+        let size = match orientation {
+            Orientation::Portrait => (PAGE_W, PAGE_H),
+            Orientation::Landscape => (PAGE_H, PAGE_W),
+        };
         Pages {
             pages: vec![Content::new()],
             at: 0,
-            y: TOP,
+            y: size.1 - 50.0,
             heading: (heading_left, heading_right),
             columns: Vec::new(),
+            size,
         }
+    }
+
+    /// The right margin's x (`RIGHT` in portrait).
+    pub fn right(&self) -> f32 {
+        self.size.0 - 50.0
+    }
+
+    /// The top margin's y (`TOP` in portrait).
+    pub fn top(&self) -> f32 {
+        self.size.1 - 50.0
+    }
+
+    /// The current page, to draw on directly (charts).
+    pub fn content(&mut self) -> &mut Content {
+        self.page()
     }
 
     fn page(&mut self) -> &mut Content {
@@ -73,10 +113,11 @@ impl Pages {
 
     /// A horizontal rule across the text width.
     pub fn rule(&mut self, y: f32, weight: f32) {
+        let right = self.right();
         let c = self.page();
         c.set_line_width(weight);
         c.move_to(LEFT, y);
-        c.line_to(RIGHT, y);
+        c.line_to(right, y);
         c.stroke();
     }
 
@@ -90,8 +131,8 @@ impl Pages {
         let y = self.y;
         for col in self.columns.clone() {
             match col.right {
-                true => self.text_right(col.x, y, Font::Bold, BODY, col.title),
-                false => self.text(col.x, y, Font::Bold, BODY, col.title),
+                true => self.text_right(col.x, y, Font::Bold, BODY, &col.title),
+                false => self.text(col.x, y, Font::Bold, BODY, &col.title),
             }
         }
         self.rule(y - 4.0, 0.8);
@@ -103,10 +144,10 @@ impl Pages {
     fn next_page(&mut self, with_table: bool) {
         self.pages.push(Content::new());
         self.at = self.pages.len() - 1;
-        self.y = TOP;
+        self.y = self.top();
         let (left, right) = self.heading.clone();
         self.text(LEFT, self.y, Font::Bold, 11.0, &left);
-        self.text_right(RIGHT, self.y, Font::Regular, BODY, &right);
+        self.text_right(self.right(), self.y, Font::Regular, BODY, &right);
         self.y -= 28.0;
         if with_table {
             self.table_header();
@@ -114,6 +155,11 @@ impl Pages {
     }
 
     /// Makes room for `height` points, starting a page if needed.
+    /// Starts a new page now (the table header follows when `with_table`).
+    pub fn break_page(&mut self, with_table: bool) {
+        self.next_page(with_table);
+    }
+
     pub fn room(&mut self, height: f32, with_table: bool) {
         if self.y - height < BOTTOM {
             self.next_page(with_table);
@@ -134,13 +180,13 @@ impl Pages {
                 8.0,
                 &fit(head(label, 400), Font::Regular, 8.0, 380.0),
             );
-            self.text_right(RIGHT, 40.0, Font::Regular, 8.0, &footer);
+            self.text_right(self.right(), 40.0, Font::Regular, 8.0, &footer);
         }
-        write(self.pages, title, author)
+        write(self.pages, self.size, title, author)
     }
 }
 
-fn write(pages: Vec<Content>, title: &str, author: &str) -> Vec<u8> {
+fn write(pages: Vec<Content>, size: (f32, f32), title: &str, author: &str) -> Vec<u8> {
     let mut pdf = Pdf::new();
     let catalog = Ref::new(1);
     let tree = Ref::new(2);
@@ -164,7 +210,7 @@ fn write(pages: Vec<Content>, title: &str, author: &str) -> Vec<u8> {
     for (page_id, content) in page_ids.iter().zip(pages) {
         let content_id = Ref::new(page_id.get() + 1);
         let mut page = pdf.page(*page_id);
-        page.media_box(Rect::new(0.0, 0.0, PAGE_W, PAGE_H));
+        page.media_box(Rect::new(0.0, 0.0, size.0, size.1));
         page.parent(tree);
         page.contents(content_id);
         page.resources()
@@ -195,12 +241,12 @@ mod tests {
         let mut p = Pages::new("Acme".into(), "Report (continued)".into());
         p.start_table(&[
             Column {
-                title: "Name",
+                title: "Name".into(),
                 x: LEFT,
                 right: false,
             },
             Column {
-                title: "Amount",
+                title: "Amount".into(),
                 x: RIGHT,
                 right: true,
             },

@@ -31,6 +31,8 @@ pub enum ApiError {
     MethodNotAllowed { allowed: String },
     /// The body is larger than the limit.
     PayloadTooLarge { limit: usize },
+    /// A file the function made (or was given) is over its bucket's limit.
+    FileTooLarge { message: String, details: Value },
     /// An idempotency key reused with a different body.
     IdempotencyKeyReused,
     /// The tenant used up its limit for this function.
@@ -97,7 +99,7 @@ impl ApiError {
             ApiError::NotFound { .. } => 404,
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::Conflict { .. } => 409,
-            ApiError::PayloadTooLarge { .. } => 413,
+            ApiError::PayloadTooLarge { .. } | ApiError::FileTooLarge { .. } => 413,
             ApiError::IdempotencyKeyReused => 422,
             ApiError::RateLimited(_) | ApiError::TooManyConcurrent { .. } => 429,
             ApiError::Unavailable(_) => 503,
@@ -116,6 +118,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             ApiError::Conflict { code, .. } | ApiError::Unfinished { code, .. } => code,
             ApiError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            ApiError::FileTooLarge { .. } => "FILE_TOO_LARGE",
             ApiError::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             ApiError::RateLimited(_) => "RATE_LIMITED",
             ApiError::TooManyConcurrent { .. } => "TOO_MANY_CONCURRENT_REQUESTS",
@@ -132,7 +135,8 @@ impl ApiError {
             | ApiError::Forbidden { message: m, .. }
             | ApiError::NotFound { message: m, .. }
             | ApiError::Conflict { message: m, .. }
-            | ApiError::Unfinished { message: m, .. } => m.clone(),
+            | ApiError::Unfinished { message: m, .. }
+            | ApiError::FileTooLarge { message: m, .. } => m.clone(),
             ApiError::Validation(_) => "the request has invalid fields".into(),
             ApiError::MethodNotAllowed { allowed } => format!("only {allowed} is allowed"),
             ApiError::PayloadTooLarge { limit } => {
@@ -159,7 +163,8 @@ impl ApiError {
             ApiError::NotFound { details, .. }
             | ApiError::Forbidden { details, .. }
             | ApiError::Conflict { details, .. }
-            | ApiError::Unfinished { details, .. } => details.clone(),
+            | ApiError::Unfinished { details, .. }
+            | ApiError::FileTooLarge { details, .. } => details.clone(),
             ApiError::PayloadTooLarge { limit } => json!({ "limit_bytes": limit }),
             ApiError::RateLimited(r) => json!({
                 "function": r.function, "limit": r.limit,

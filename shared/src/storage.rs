@@ -152,8 +152,7 @@ pub fn error_from_storage(status: u16, body: &str) -> ApiError {
         .unwrap_or("")
         .to_owned();
     match (status, code) {
-        (413, _) | (_, "EntityTooLarge") => ApiError::Conflict {
-            code: "FILE_TOO_LARGE".into(),
+        (413, _) | (_, "EntityTooLarge") => ApiError::FileTooLarge {
             message,
             details: Value::Null,
         },
@@ -226,7 +225,7 @@ mod tests {
             413,
             r#"{"statusCode":"413","code":"EntityTooLarge","error":"Payload too large","message":"The object exceeded the maximum allowed size"}"#,
         );
-        assert_eq!((e.status(), e.code()), (409, "FILE_TOO_LARGE"));
+        assert_eq!((e.status(), e.code()), (413, "FILE_TOO_LARGE"));
         assert_eq!(
             error_from_storage(415, r#"{"code":"InvalidMimeType","message":"m"}"#).code(),
             "FILE_TYPE_NOT_ALLOWED"

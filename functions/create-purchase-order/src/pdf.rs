@@ -10,6 +10,8 @@
 //! "Page n of N"; rows flow onto further pages, and the totals, payment terms
 //! and notes follow the last row.
 
+use std::borrow::Cow;
+
 use documents::layout::{BODY, LEFT, RIGHT, ROW, TOP};
 use documents::text::{fit, head, wrap};
 use documents::{Column, Font, Pages};
@@ -116,32 +118,32 @@ const MAX_NOTE_LINES: usize = 40;
 
 const COLUMNS: [Column; 6] = [
     Column {
-        title: "#",
+        title: Cow::Borrowed("#"),
         x: COL_NO_R,
         right: true,
     },
     Column {
-        title: "SKU",
+        title: Cow::Borrowed("SKU"),
         x: COL_SKU,
         right: false,
     },
     Column {
-        title: "Item",
+        title: Cow::Borrowed("Item"),
         x: COL_ITEM,
         right: false,
     },
     Column {
-        title: "Qty",
+        title: Cow::Borrowed("Qty"),
         x: COL_QTY_R,
         right: true,
     },
     Column {
-        title: "Unit price",
+        title: Cow::Borrowed("Unit price"),
         x: COL_PRICE_R,
         right: true,
     },
     Column {
-        title: "Line total",
+        title: Cow::Borrowed("Line total"),
         x: COL_TOTAL_R,
         right: true,
     },
