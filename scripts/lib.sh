@@ -55,6 +55,10 @@ ensure_tools() {
     postgresql-15-plpgsql-check
   # pdfinfo, pdftotext and pdftoppm: the tests read the PDFs the functions write
   command -v pdftoppm >/dev/null || apt_install poppler-utils
+  # openpyxl: the tests open the XLSX files the functions write with a real reader
+  python3 -c 'import openpyxl' 2>/dev/null \
+    || python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore openpyxl 2>/dev/null \
+    || apt_install python3-openpyxl
   if [ ! -x "$TOOLS/deno" ] || [ ! -x "$TOOLS/wasm-opt" ] \
     || [ "$ROOT/scripts/tools/package-lock.json" -nt "$ROOT/scripts/tools/node_modules/.package-lock.json" ]; then
     log "installing Deno, binaryen and the Supabase CLI (npm)"

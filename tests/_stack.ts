@@ -2,6 +2,7 @@
 // SQL connection for fixtures and assertions, user tokens, and supabase-js
 // clients acting as those users.
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
+import assert from "node:assert/strict";
 import postgres from "postgres";
 import {
   readEnvFile,
@@ -324,6 +325,47 @@ export async function until<T>(
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Runs a tool (pdftotext, pdftoppm, python3…); its stdout, or a throw. */
+export async function run(
+  cmd: string,
+  args: string[],
+  stdin?: string,
+): Promise<string> {
+  const child = new Deno.Command(cmd, {
+    args,
+    stdin: stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(stdin));
+    await w.close();
+  }
+  const out = await child.output();
+  if (!out.success) {
+    throw new Error(`${cmd} failed: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  return new TextDecoder().decode(out.stdout);
+}
+
+/** Downloads the file behind a signed URL into a temporary file, checking
+ * its content type and, for a PDF, its magic. */
+export async function download(
+  signedUrl: string,
+  contentType: string,
+): Promise<string> {
+  const res = await fetch(signedUrl);
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("content-type"), contentType);
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  const pdf = contentType === "application/pdf";
+  if (pdf) assert.equal(new TextDecoder().decode(bytes.slice(0, 5)), "%PDF-");
+  const file = await Deno.makeTempFile({ suffix: pdf ? ".pdf" : ".xlsx" });
+  await Deno.writeFile(file, bytes);
+  return file;
 }
 
 export { signEs256, signHs256, userToken };

@@ -4,9 +4,11 @@
 import assert from "node:assert/strict";
 import {
   assertBoundary,
+  download,
   invoke,
   makeSupplier,
   makeTenant,
+  run,
   sent,
   sql,
   type Tenant,
@@ -35,26 +37,6 @@ async function posOf(tenantId: string): Promise<number> {
   const [r] = await sql`select count(*)::int as n from public.purchase_orders
     where tenant_id = ${tenantId}`;
   return r.n;
-}
-
-async function run(cmd: string, args: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd, { args, stderr: "piped" }).output();
-  if (!out.success) {
-    throw new Error(`${cmd} failed: ${new TextDecoder().decode(out.stderr)}`);
-  }
-  return new TextDecoder().decode(out.stdout);
-}
-
-/** Downloads the PDF behind a signed URL into a temporary file. */
-async function download(signedUrl: string): Promise<string> {
-  const res = await fetch(signedUrl);
-  assert.equal(res.status, 200);
-  assert.equal(res.headers.get("content-type"), "application/pdf");
-  const bytes = new Uint8Array(await res.arrayBuffer());
-  assert.equal(new TextDecoder().decode(bytes.slice(0, 5)), "%PDF-");
-  const file = await Deno.makeTempFile({ suffix: ".pdf" });
-  await Deno.writeFile(file, bytes);
-  return file;
 }
 
 async function pages(file: string): Promise<number> {
@@ -93,7 +75,7 @@ Deno.test("a PO is stored, its PDF renders with pdftoppm, and the supplier gets 
   assert.equal(object.mime, "application/pdf");
 
   // The signed URL serves the PDF to anyone holding it; poppler reads it.
-  const file = await download(res.body.pdf_url);
+  const file = await download(res.body.pdf_url, "application/pdf");
   assert.equal(await pages(file), 1);
   const png = `${file}-page`;
   await run("pdftoppm", [
@@ -160,7 +142,7 @@ Deno.test("a PO is stored, its PDF renders with pdftoppm, and the supplier gets 
     }`,
   );
   const link = mail.body.text.match(/https?:\/\/\S+/)![0];
-  const again = await download(link);
+  const again = await download(link, "application/pdf");
   await Deno.remove(again);
 
   // A replay returns the same PO with a fresh link, and sends nothing more.
@@ -182,7 +164,7 @@ Deno.test("a 200-line PO flows onto several pages", async () => {
   const supplier = await makeSupplier(t, null);
   const res = await invoke(t.db, FN, po(t, supplier, 200));
   assert.equal(res.status, 201, JSON.stringify(res.body));
-  const file = await download(res.body.pdf_url);
+  const file = await download(res.body.pdf_url, "application/pdf");
   const n = await pages(file);
   assert(n >= 4, `${n} pages`);
   const last = await run("pdftotext", [

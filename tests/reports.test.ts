@@ -3,9 +3,11 @@
 import assert from "node:assert/strict";
 import {
   assertBoundary,
+  download,
   invoke,
   makeTenant,
   order,
+  run,
   sql,
   type Tenant,
 } from "./_stack.ts";
@@ -136,7 +138,12 @@ Deno.test("generate-report: its boundary, and every bad name a 400 that changes 
         { metrics: ["revenue"], filters: { date_from: "soon" } },
         "filters.date_from",
       ],
-      [{ metrics: ["revenue"], format: "pdf" }, "format"],
+      [{ metrics: ["revenue"], format: "csv" }, "format"],
+      [
+        { metrics: ["revenue"], visualization_type: "chart" },
+        "visualization_type",
+      ],
+      [{ metrics: ["revenue"], chart: { kind: "donut" } }, "chart.kind"],
     ] as const
   ) {
     const r = await invoke(t.db, "generate-report", body);
@@ -153,4 +160,183 @@ Deno.test("generate-report: its boundary, and every bad name a 400 that changes 
     spec: { metrics: ["revenue"], tenant_id: t.id },
   });
   assert.equal(direct.error?.code, "CEA03", JSON.stringify(direct));
+});
+
+/** Orders on two products, the second with a refund, over two months. */
+async function twoMonths(t: Tenant) {
+  await placeOrders(t, [4, 2]);
+  await sql`update public.wholesale_orders set created_at = '2026-01-15 12:00+00'
+    where id = (select id from public.wholesale_orders where tenant_id = ${t.id} order by created_at limit 1)`;
+  await sql`update public.wholesale_orders set created_at = '2026-02-15 12:00+00'
+    where tenant_id = ${t.id} and created_at > '2026-02-01'`;
+}
+
+const XLSX_TYPE =
+  "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+Deno.test("a chart: its series are the rows, its SVG parses as SVG", async () => {
+  const t = await makeTenant({ stock: 1000 });
+  await twoMonths(t);
+  const r = await invoke(t.db, "generate-report", {
+    metrics: ["revenue", "order_count"],
+    group_by: ["month"],
+    visualization_type: "chart",
+    chart: { kind: "bar" },
+  });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  const chart = r.body.report_data.chart;
+  assert.equal(chart.kind, "bar");
+  assert.deepEqual(chart.categories, ["2026-01", "2026-02"]);
+  assert.deepEqual(chart.series, [
+    { name: "Revenue", values: [50, 25] },
+    { name: "Order count", values: [1, 1] },
+  ]);
+  // A real XML parser reads it: an <svg> with a bar per value and the
+  // category labels as text.
+  const parsed = JSON.parse(
+    await run("python3", [
+      "-c",
+      `import sys, json, xml.etree.ElementTree as E
+ns = "{http://www.w3.org/2000/svg}"
+root = E.fromstring(sys.stdin.read())
+print(json.dumps({"tag": root.tag, "rects": len(root.findall(ns + "rect")),
+  "texts": [t.text for t in root.findall(ns + "text")]}))`,
+    ], chart.svg),
+  );
+  assert.equal(parsed.tag, "{http://www.w3.org/2000/svg}svg");
+  assert.equal(parsed.rects, 4 + 2, "four bars and two legend swatches");
+  for (const label of ["2026-01", "2026-02", "Revenue", "Order count"]) {
+    assert.ok(parsed.texts.includes(label), `${label} in ${parsed.texts}`);
+  }
+});
+
+Deno.test("a PDF with a chart, landscape: the title, totals and axis labels are text, page 1 renders", async () => {
+  const t = await makeTenant({ stock: 1000 });
+  await twoMonths(t);
+  const r = await invoke(t.db, "generate-report", {
+    metrics: ["revenue", "units_sold"],
+    group_by: ["month"],
+    visualization_type: "chart",
+    format: "pdf",
+    orientation: "landscape",
+    save: "Monthly revenue",
+  });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.equal(r.body.file.content_type, "application/pdf");
+  assert.ok(
+    r.body.file.path.startsWith(`${t.id}/${r.body.report_id}/`),
+    r.body.file.path,
+  );
+  const [object] = await sql`select owner::text as owner_id from storage.objects
+    where bucket_id = 'reports' and name = ${r.body.file.path}`;
+  assert.equal(object.owner_id, t.userId, "uploaded as the caller");
+
+  const file = await download(r.body.file_url, "application/pdf");
+  const info = await run("pdfinfo", [file]);
+  assert.match(info, /Page size:\s+841\.89 x 595\.28/, "landscape A4");
+  const text = await run("pdftotext", ["-layout", file, "-"]);
+  for (
+    const expected of [
+      "Monthly revenue", // the title
+      "Total",
+      "75.00", // total revenue
+      "2026-01", // axis category labels
+      "2026-02",
+      "Grouped by",
+      "Page 1 of 1",
+    ]
+  ) {
+    assert.ok(text.includes(expected), `${expected} in:\n${text}`);
+  }
+  // value-axis ticks: 0 and a step above it
+  assert.match(text, /\b0\b/);
+  const png = `${file}-page`;
+  await run("pdftoppm", [
+    "-png",
+    "-r",
+    "40",
+    "-f",
+    "1",
+    "-l",
+    "1",
+    "-singlefile",
+    file,
+    png,
+  ]);
+  const image = await Deno.readFile(`${png}.png`);
+  assert.deepEqual([...image.slice(1, 4)], [0x50, 0x4e, 0x47]);
+  assert.ok(image.length > 3000, "the page is not blank");
+});
+
+Deno.test("an XLSX: a real reader finds numbers, dates, a frozen filtered header, two sheets and a chart", async () => {
+  const t = await makeTenant({ stock: 1000 });
+  await twoMonths(t);
+  const r = await invoke(t.db, "generate-report", {
+    metrics: ["revenue", "order_count", "return_rate"],
+    group_by: ["month"],
+    visualization_type: "chart",
+    format: "excel",
+  });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  const file = await download(r.body.file_url, XLSX_TYPE);
+  const book = JSON.parse(
+    await run("python3", [
+      "-c",
+      `import sys, json, datetime, openpyxl
+wb = openpyxl.load_workbook(sys.argv[1])
+data, summary = wb["Data"], wb["Summary"]
+cell = lambda c: {"type": type(c.value).__name__, "value": str(c.value), "format": c.number_format}
+print(json.dumps({"sheets": wb.sheetnames, "freeze": data.freeze_panes, "filter": data.auto_filter.ref,
+  "header": [c.value for c in data[1]], "a2": cell(data["A2"]), "b2": cell(data["B2"]), "c2": cell(data["C2"]),
+  "d2": cell(data["D2"]), "rows": data.max_row, "charts": len(summary._charts), "title": summary["A1"].value}))`,
+      file,
+    ]),
+  );
+  assert.deepEqual(book.sheets, ["Summary", "Data"]);
+  assert.equal(book.freeze, "A2");
+  assert.equal(book.filter, "A1:D3");
+  assert.deepEqual(book.header, [
+    "Month",
+    "Revenue",
+    "Order count",
+    "Return rate",
+  ]);
+  assert.deepEqual(book.a2, {
+    type: "datetime",
+    value: "2026-01-01 00:00:00",
+    format: "yyyy-mm-dd",
+  });
+  assert.equal(book.b2.type, "int");
+  assert.equal(book.b2.value, "50");
+  assert.equal(book.b2.format, "#,##0.00");
+  assert.equal(book.c2.type, "int");
+  assert.equal(book.d2.format, "0.00%");
+  assert.equal(book.rows, 3);
+  assert.equal(book.charts, 1);
+  assert.equal(book.title, "Revenue, Order count and Return rate by month");
+});
+
+Deno.test("a file over the reports bucket's limit is a 413 naming the sizes, and nothing is stored", async () => {
+  const t = await makeTenant({ stock: 1000 });
+  await twoMonths(t);
+  const objects = async () =>
+    (await sql`select count(*)::int as n from storage.objects
+      where bucket_id = 'reports' and name like ${t.id + "/%"}`)[0].n;
+  const [{ limit }] =
+    await sql`select file_size_limit as limit from storage.buckets where id = 'reports'`;
+  await sql`update storage.buckets set file_size_limit = 500 where id = 'reports'`;
+  try {
+    const r = await invoke(t.db, "generate-report", {
+      metrics: ["revenue"],
+      group_by: ["month"],
+      format: "pdf",
+    });
+    assert.equal(r.status, 413, JSON.stringify(r.body));
+    assert.equal(r.body.error.code, "FILE_TOO_LARGE");
+    assert.equal(r.body.error.details.limit_bytes, 500);
+    assert.ok(r.body.error.details.size_bytes > 500);
+  } finally {
+    await sql`update storage.buckets set file_size_limit = ${limit} where id = 'reports'`;
+  }
+  assert.equal(await objects(), 0);
 });

@@ -193,14 +193,18 @@ grant execute on function public.report_is_date(text) to authenticated, service_
  *   group_by     0 to 3 of: day, week, month, quarter (time, in the
  *                tenant's time zone), product, client, warehouse, status,
  *                payment_terms
+ *   row_limit    optional, 1 to 50,000 rows (default 10,000)
  *   filters      {date_from, date_to (YYYY-MM-DD, inclusive, local dates),
  *                 product, client, warehouse, status, payment_terms: a
  *                 value or an array of at most 100 values; [] matches
  *                 nothing (a saved filter narrowed to no value)}
  * Each source's metrics are grouped by the dimensions, and the sources are
  * joined on them. Returns {columns: [{name, type}], rows: [[…]], totals:
- * {metric: value}}: rows ordered by the dimensions, at most 10,000;
- * totals over the whole filtered data (a rate's total is not a sum of rows).
+ * {metric: value}, time_zone, labels: {product|client|warehouse: {id:
+ * name}}, row_limit, truncated}: rows ordered by the dimensions, at most
+ * row_limit (10,000 unless the spec says, at most 50,000), truncated saying
+ * whether there were more; totals over the whole filtered data (a rate's
+ * total is not a sum of rows).
  * An unknown metric, source, dimension or filter, a dimension or date
  * filter a metric's source lacks, is CEV01 naming it. Locks nothing.
  */
@@ -234,6 +238,9 @@ declare
   q text;
   rows jsonb;
   totals jsonb;
+  labels jsonb := '{}'::jsonb;
+  row_limit integer := 10000;
+  truncated boolean := false;
   columns jsonb := '[]'::jsonb;
   time_grains constant text[] := array['day', 'week', 'month', 'quarter'];
   plain_dims constant text[] := array['product', 'client', 'warehouse', 'status', 'payment_terms'];
@@ -243,6 +250,14 @@ begin
   if tenant is null then
     raise exception using errcode = 'CEV01', message = 'the report has invalid fields',
       detail = '{"tenant_id": "must be a uuid"}';
+  end if;
+  if spec ? 'row_limit' then
+    if jsonb_typeof(spec -> 'row_limit') <> 'number' or (spec ->> 'row_limit') !~ '^[0-9]{1,6}$'
+       or (spec ->> 'row_limit')::integer not between 1 and 50000 then
+      raise exception using errcode = 'CEV01', message = 'the report has invalid fields',
+        detail = '{"row_limit": "must be an integer from 1 to 50000"}';
+    end if;
+    row_limit := (spec ->> 'row_limit')::integer;
   end if;
   -- Under RLS: a tenant the caller is not in is not found.
   select coalesce(t.time_zone, 'UTC') into tz from public.tenants t where t.id = tenant;
@@ -408,7 +423,7 @@ begin
     q := q || case when cardinality(dims) > 0 then format(' full join %s using (%s)', parts[i], dim_list)
                    else format(' cross join %s', parts[i]) end;
   end loop;
-  execute format('select coalesce(jsonb_agg(jsonb_build_array(%s) %s), ''[]'') from (select * from %s %s limit 10000) x',
+  execute format('select coalesce(jsonb_agg(jsonb_build_array(%s) %s), ''[]'') from (select * from %s %s limit %s) x',
       concat_ws(', ',
         nullif(array_to_string(array(select format('x.d%s', k) from generate_subscripts(dims, 1) k), ', '), ''),
         array_to_string(array(select format('coalesce(x.%I, 0)', y) from unnest(metric_names) y), ', ')),
@@ -416,13 +431,32 @@ begin
         select format('x.d%s nulls last', k) from generate_subscripts(dims, 1) k), ', ') else '' end,
       q,
       case when cardinality(dims) > 0 then 'order by ' || array_to_string(array(
-        select format('d%s nulls last', k) from generate_subscripts(dims, 1) k), ', ') else '' end)
+        select format('d%s nulls last', k) from generate_subscripts(dims, 1) k), ', ') else '' end,
+      row_limit + 1)
     into rows using tenant, tz, filters;
+  -- One row more than the limit was read, to say that there were more.
+  if jsonb_array_length(rows) > row_limit then
+    truncated := true;
+    rows := rows - row_limit;
+  end if;
+  -- The names of the products, clients and warehouses in the rows, read
+  -- under RLS like the rows themselves.
+  for i in 1 .. cardinality(dims) loop
+    if dims[i] in ('product', 'client', 'warehouse') then
+      execute format('select coalesce(jsonb_object_agg(n.id, n.name), ''{}'') from %s n '
+          || 'where n.tenant_id = $1 and n.id::text in (select r ->> %s from jsonb_array_elements($2) r)',
+          case dims[i] when 'product' then 'public.products' when 'client' then 'public.wholesale_clients'
+                       else 'public.warehouses' end, i - 1)
+        into f using tenant, rows;
+      labels := labels || jsonb_build_object(dims[i], f::jsonb);
+    end if;
+  end loop;
   execute format('select jsonb_build_object(%s) from %s',
       array_to_string(array(select format('%L, %I', x, x) from unnest(metric_names) x), ', '),
       array_to_string(total_parts, ' cross join '))
     into totals using tenant, tz, filters;
-  return jsonb_build_object('columns', columns, 'rows', rows, 'totals', totals, 'time_zone', tz);
+  return jsonb_build_object('columns', columns, 'rows', rows, 'totals', totals, 'time_zone', tz,
+    'labels', labels, 'row_limit', row_limit, 'truncated', truncated);
 end
 $$;
 revoke all on function public.report_data(jsonb) from public, anon;

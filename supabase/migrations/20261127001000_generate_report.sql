@@ -123,6 +123,8 @@ begin
               else '{}'::jsonb end
       || case when payload ? 'group_by' then jsonb_build_object('group_by', payload -> 'group_by') else '{}'::jsonb end;
   end if;
+  -- A spreadsheet holds up to 50,000 rows; JSON and PDF up to 10,000.
+  spec := spec || jsonb_build_object('row_limit', case when payload ->> 'format' = 'excel' then 50000 else 10000 end);
   if payload ? 'save' then
     -- A definition that does not run is not stored. (This check is the
     -- only run without a ticket: the flag lasts for this statement's
@@ -138,7 +140,11 @@ begin
   end if;
   insert into private.report_tickets (user_id, spec) values ((select auth.uid()), spec) returning id into ticket;
   return jsonb_build_object('spec', spec || jsonb_build_object('ticket', ticket), 'report_id', report,
-    'visualization_type', viz, 'name', coalesce(payload ->> 'save', saved.name));
+    'visualization_type', viz, 'name', coalesce(payload ->> 'save', saved.name),
+    'file_size_limit', (select b.file_size_limit from storage.buckets b where b.id = 'reports'),
+    'tenant_name', (select t.business_name from public.tenants t where t.id = tenant),
+    'generated_at', (select to_char(now() at time zone coalesce(t.time_zone, 'UTC'), 'YYYY-MM-DD HH24:MI')
+                     || ' ' || coalesce(t.time_zone, 'UTC') from public.tenants t where t.id = tenant));
 end
 $$;
 revoke all on function public.start_report(jsonb) from public, anon;

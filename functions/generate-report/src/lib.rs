@@ -19,9 +19,13 @@
 //! saved definition, saving) and `public.report_data` (the catalogue, read
 //! under the caller's RLS).
 
+use documents::tabular::{Meta, Report};
+use documents::{ChartKind, Orientation};
 use shared::format::{label, money};
 use shared::serde_json::{json, Map, Value};
-use shared::{Auth, Counted, Ctx, Decimal, Endpoint, Request, Response, Result, Uuid, Validator};
+use shared::{
+    ApiError, Auth, Counted, Ctx, Decimal, Endpoint, Request, Response, Result, Uuid, Validator,
+};
 use std::str::FromStr;
 
 /// The function's name, as in `rate_limit_policies` and `request_subjects`.
@@ -34,7 +38,38 @@ pub struct ReportInput {
     /// What `public.start_report` takes, less the tenant.
     pub payload: Map<String, Value>,
     pub visualization: String,
+    pub format: Format,
+    pub orientation: Orientation,
+    pub chart_kind: Option<ChartKind>,
 }
+
+/// What the answer carries: the data only, or a file too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Pdf,
+    Excel,
+}
+
+impl Format {
+    fn file(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Format::Json => None,
+            Format::Pdf => Some(("pdf", "application/pdf")),
+            Format::Excel => Some((
+                "xlsx",
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            )),
+        }
+    }
+}
+
+/// Where files go, and the bucket's limit when `storage.buckets` gives none
+/// (start_report reads its `file_size_limit`).
+pub const BUCKET: &str = "reports";
+pub const BUCKET_LIMIT_BYTES: usize = 50 * 1024 * 1024;
+/// How long `file_url` works.
+pub const FILE_URL_TTL_SECS: u32 = 3600;
 
 pub fn validate(body: &Value) -> Result<ReportInput> {
     let mut v = Validator::new();
@@ -52,6 +87,8 @@ pub fn validate(body: &Value) -> Result<ReportInput> {
                 "visualization_type",
                 "format",
                 "save",
+                "orientation",
+                "chart",
             ],
         )
         .cloned()
@@ -102,16 +139,33 @@ pub fn validate(body: &Value) -> Result<ReportInput> {
             &["table", "summary", "chart"],
         ),
     };
-    if visualization == Some("chart") {
-        v.error(
-            "visualization_type",
-            "chart is not available yet: table or summary",
-        );
+    let format = match obj.get("format").filter(|x| !x.is_null()) {
+        None => Format::Json,
+        Some(f) => match v.one_of("format", Some(f), &["json", "pdf", "excel"]) {
+            Some("pdf") => Format::Pdf,
+            Some("excel") => Format::Excel,
+            _ => Format::Json,
+        },
+    };
+    if format == Format::Excel {
+        payload.insert("format".into(), json!("excel"));
     }
-    if let Some(f) = obj.get("format").filter(|x| !x.is_null()) {
-        if let Some(format) = v.one_of("format", Some(f), &["json", "pdf", "excel"]) {
-            if format != "json" {
-                v.error("format", "pdf and excel are not available yet: json");
+    let orientation = match obj.get("orientation").filter(|x| !x.is_null()) {
+        None => Orientation::Portrait,
+        Some(o) => match v.one_of("orientation", Some(o), &["portrait", "landscape"]) {
+            Some("landscape") => Orientation::Landscape,
+            _ => Orientation::Portrait,
+        },
+    };
+    let mut chart_kind = None;
+    match obj.get("chart") {
+        None | Some(Value::Null) => {}
+        Some(c) => {
+            if let Some(c) = v.object("chart", c, &["kind"]) {
+                let kind = c.get("kind").filter(|x| !x.is_null());
+                chart_kind = v
+                    .one_of("chart.kind", kind, &["bar", "line", "pie"])
+                    .and_then(ChartKind::parse);
             }
         }
     }
@@ -129,6 +183,9 @@ pub fn validate(body: &Value) -> Result<ReportInput> {
         tenant_id,
         payload,
         visualization: visualization.unwrap_or_default().to_string(),
+        format,
+        orientation,
+        chart_kind,
     })
 }
 
@@ -196,15 +253,72 @@ impl Endpoint for GenerateReport {
                 &caller.token,
             )
             .await?;
-        if started["visualization_type"] == "summary" {
-            let line = summary(&report);
+        let viz = started["visualization_type"].as_str().unwrap_or("table");
+        let rendered = Report { data: &report };
+        let title = started["name"]
+            .as_str()
+            .map_or_else(|| rendered.default_title(), str::to_owned);
+        let chart = match viz {
+            "chart" => Some(rendered.chart(input.chart_kind, &title)?),
+            _ => None,
+        };
+        let file = match input.format.file() {
+            None => None,
+            Some((extension, content_type)) => {
+                let meta = Meta {
+                    title: title.clone(),
+                    tenant_name: started["tenant_name"].as_str().unwrap_or("").to_owned(),
+                    generated_at: started["generated_at"].as_str().unwrap_or("").to_owned(),
+                    filters: started["spec"]["filters"].clone(),
+                };
+                let bytes = match input.format {
+                    Format::Excel => rendered.xlsx(&meta, chart.as_ref())?,
+                    _ => rendered.pdf(&meta, chart.clone(), input.orientation),
+                };
+                Some((bytes, extension, content_type))
+            }
+        };
+        let summary_line = (viz == "summary").then(|| summary(&report));
+        if let Some(line) = summary_line {
             report["summary"] = json!(line);
         }
-        let mut body = json!({"success": true, "report_data": report,
-                              "visualization_type": started["visualization_type"]});
+        if let Some(chart) = &chart {
+            report["chart"] = Report::chart_json(chart);
+        }
+        let mut body = json!({"success": true, "report_data": report, "visualization_type": viz});
         if !started["report_id"].is_null() {
             body["report_id"] = started["report_id"].clone();
             body["name"] = started["name"].clone();
+        }
+        if let Some((bytes, extension, content_type)) = file {
+            let size = bytes.len();
+            let limit = started["file_size_limit"]
+                .as_u64()
+                .map_or(BUCKET_LIMIT_BYTES, |l| l as usize);
+            if size > limit {
+                return Err(ApiError::FileTooLarge {
+                    message: format!(
+                        "the {extension} file is {size} bytes, over the reports bucket's limit of {limit}; narrow the filters or group more coarsely"
+                    ),
+                    details: json!({"size_bytes": size, "limit_bytes": limit}),
+                });
+            }
+            // The ticket is unique to this run, so the path is too.
+            let run = started["spec"]["ticket"].as_str().unwrap_or("run");
+            let path = format!(
+                "{tenant}/{}/{run}.{extension}",
+                started["report_id"].as_str().unwrap_or("ad-hoc")
+            );
+            let storage = &ctx.config.storage;
+            storage
+                .upload(BUCKET, &path, bytes, content_type, false, &caller.token)
+                .await?;
+            let url = storage
+                .create_signed_url(BUCKET, &path, FILE_URL_TTL_SECS, &caller.token)
+                .await?;
+            body["file_url"] = json!(url);
+            body["file"] = json!({"bucket": BUCKET, "path": path, "content_type": content_type,
+                                  "size_bytes": size, "expires_in": FILE_URL_TTL_SECS});
         }
         Ok(Response::json(200, &body))
     }
@@ -217,7 +331,6 @@ shared::export_endpoint!(GenerateReport);
 mod tests {
     use super::*;
     use shared::serde_json;
-    use shared::ApiError;
 
     fn errors(body: Value) -> Map<String, Value> {
         match validate(&body) {
@@ -251,13 +364,30 @@ mod tests {
         assert_eq!(e["filters"], "must be an object");
         assert!(e["format"].as_str().unwrap().starts_with("must be one of"));
         assert_eq!(e["x"], "unknown field");
-        let e =
-            errors(json!({"metrics": ["revenue"], "format": "pdf", "visualization_type": "chart"}));
-        assert!(e["format"].as_str().unwrap().contains("not available yet"));
-        assert!(e["visualization_type"]
+        let e = errors(json!({"metrics": ["revenue"], "orientation": "sideways",
+                              "chart": {"kind": "donut", "colour": "red"}}));
+        assert!(e["orientation"]
             .as_str()
             .unwrap()
-            .contains("not available yet"));
+            .starts_with("must be one of"));
+        assert!(e["chart.kind"]
+            .as_str()
+            .unwrap()
+            .starts_with("must be one of"));
+        assert_eq!(e["chart.colour"], "unknown field");
+        let i = validate(
+            &json!({"metrics": ["revenue"], "format": "excel", "orientation": "landscape",
+                                  "visualization_type": "chart", "chart": {"kind": "pie"}}),
+        )
+        .unwrap();
+        assert_eq!(
+            (i.format, i.orientation, i.chart_kind),
+            (Format::Excel, Orientation::Landscape, Some(ChartKind::Pie))
+        );
+        assert_eq!(
+            i.payload["format"], "excel",
+            "start_report sets the row limit from it"
+        );
         let e = errors(json!({"report_id": Uuid::from_u128(1), "metrics": ["revenue"]}));
         assert!(e["report_id"]
             .as_str()
