@@ -731,7 +731,7 @@ mod tests {
             .into_iter()
             .filter(|m| matches!(m, Mark::Text { text, .. } if text.starts_with("2026-")))
             .count();
-        assert!(labels < 60 && labels >= 5, "{labels} labels");
+        assert!((5..60).contains(&labels), "{labels} labels");
     }
 
     #[test]

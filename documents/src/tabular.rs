@@ -106,7 +106,7 @@ impl<'a> Report<'a> {
                 "month" => s.get(..7).unwrap_or(s).to_owned(),
                 "quarter" => {
                     let m: u32 = s.get(5..7).and_then(|m| m.parse().ok()).unwrap_or(1);
-                    format!("{} Q{}", s.get(..4).unwrap_or(s), (m + 2) / 3)
+                    format!("{} Q{}", s.get(..4).unwrap_or(s), m.div_ceil(3))
                 }
                 _ => s.clone(),
             },
@@ -207,6 +207,10 @@ impl<'a> Report<'a> {
                 if k == "date_from" || k == "date_to" {
                     continue;
                 }
+                if k == "where" {
+                    facts.push(("Where".into(), self.describe_where(v)));
+                    continue;
+                }
                 let kind = if ["product", "client", "warehouse"].contains(&k.as_str()) {
                     "id"
                 } else {
@@ -233,6 +237,45 @@ impl<'a> Report<'a> {
         ));
         facts.push(("Rows".into(), grouped(Decimal::from(self.rows().len()))));
         facts
+    }
+
+    /// A `where` filter in words: "Status is Confirmed and (Payment terms
+    /// is one of Net 30, Prepaid or Product is not Widget)".
+    pub fn describe_where(&self, filter: &Value) -> String {
+        let (joiner, conds) = match (filter.get("all"), filter.get("any")) {
+            (Some(Value::Array(c)), None) => (" and ", c),
+            (None, Some(Value::Array(c))) => (" or ", c),
+            _ => return String::new(),
+        };
+        conds
+            .iter()
+            .map(|c| {
+                if c.get("all").is_some() || c.get("any").is_some() {
+                    return format!("({})", self.describe_where(c));
+                }
+                let field = c["field"].as_str().unwrap_or("");
+                let kind = match field {
+                    "product" | "client" | "warehouse" => "id",
+                    _ => "text",
+                };
+                let values = match &c["value"] {
+                    Value::Array(a) => a
+                        .iter()
+                        .map(|x| self.display(field, kind, x))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    x => self.display(field, kind, x),
+                };
+                let op = match c["op"].as_str() {
+                    Some("eq") => "is",
+                    Some("neq") => "is not",
+                    Some("in") => "is one of",
+                    _ => "is none of",
+                };
+                format!("{} {op} {values}", label(field))
+            })
+            .collect::<Vec<_>>()
+            .join(joiner)
     }
 
     /// Said in every file whose rows were capped.
@@ -407,6 +450,13 @@ mod tests {
             "Revenue, Return rate and Units sold by month and product"
         );
         assert!(r.cap_note().unwrap().contains("first 10,000 rows"));
+        assert_eq!(
+            r.describe_where(&json!({"all": [
+                {"field": "status", "op": "eq", "value": "confirmed"},
+                {"any": [{"field": "payment_terms", "op": "in", "value": ["net_30", "prepaid"]},
+                         {"field": "product", "op": "neq", "value": "p1"}]}]})),
+            "Status is Confirmed and (Payment terms is one of Net 30, Prepaid or Product is not Widget)"
+        );
     }
 
     #[test]

@@ -16,8 +16,12 @@ create table if not exists public.report_sources (
   relation text not null,
   has_time boolean not null,
   -- the dimensions (besides time) its rows carry
-  dimensions text[] not null
+  dimensions text[] not null,
+  -- for a source of signed deltas (the daily rollups): the aggregate that is
+  -- not zero in a group that exists; groups whose deltas cancel out are no row
+  nonzero text
 );
+alter table public.report_sources add column if not exists nonzero text;
 alter table public.report_sources enable row level security;
 drop policy if exists "Signed-in users can read the report sources" on public.report_sources;
 create policy "Signed-in users can read the report sources" on public.report_sources
@@ -79,19 +83,21 @@ insert into public.report_sources (name, relation, has_time, dimensions) values
 on conflict (name) do update
 set relation = excluded.relation, has_time = excluded.has_time, dimensions = excluded.dimensions;
 
+-- Ranks leave room for the daily rollups (20261127001200_report_rollups.sql),
+-- which come first where they can answer.
 insert into public.report_metrics (name, source, rank, expression, kind, description) values
-  ('revenue', 'orders', 1, 'coalesce(sum(s.total_amount), 0)', 'money',
+  ('revenue', 'orders', 2, 'coalesce(sum(s.total_amount), 0)', 'money',
    'the total of orders not cancelled'),
-  ('revenue', 'order_items', 2, 'coalesce(sum(s.total_price), 0)', 'money',
+  ('revenue', 'order_items', 4, 'coalesce(sum(s.total_price), 0)', 'money',
    'by product or warehouse: the lines'' totals'),
-  ('order_count', 'orders', 1, 'count(*)', 'integer', 'orders not cancelled'),
-  ('order_count', 'order_items', 2, 'count(distinct s.order_id)', 'integer',
+  ('order_count', 'orders', 2, 'count(*)', 'integer', 'orders not cancelled'),
+  ('order_count', 'order_items', 3, 'count(distinct s.order_id)', 'integer',
    'by product or warehouse: the orders with such a line'),
-  ('average_order_value', 'orders', 1, 'round(coalesce(avg(s.total_amount), 0), 2)', 'money',
+  ('average_order_value', 'orders', 2, 'round(coalesce(avg(s.total_amount), 0), 2)', 'money',
    'revenue / order_count'),
   ('return_rate', 'orders', 1, 'round(coalesce(avg(case when s.returned then 1 else 0 end), 0), 4)', 'ratio',
    'the share of orders with a return'),
-  ('units_sold', 'order_items', 1, 'coalesce(sum(s.quantity), 0)', 'number',
+  ('units_sold', 'order_items', 2, 'coalesce(sum(s.quantity), 0)', 'number',
    'quantities on order lines not cancelled'),
   ('refund_total', 'returns', 1, $e$coalesce(sum(s.refund_amount) filter (where s.return_method = 'refund'), 0)$e$,
    'money', 'the value of returns settled by refund'),
@@ -183,6 +189,123 @@ revoke all on function public.report_is_date(text) from public, anon;
 grant execute on function public.report_is_date(text) to authenticated, service_role;
 
 /*
+ * public.report_where(filter, path, depth): the {all|any} condition language
+ * of campaign audiences, for reports: {"all": [cond, …]} or {"any": [cond,
+ * …]}, 1 to 50 conditions, nested at most 3 deep; a cond is {field, op,
+ * value} or another filter; fields are the dimensions product, client,
+ * warehouse (ids), status and payment_terms; ops eq, neq (a value) and in,
+ * not_in (1 to 100 values). Returns the predicate over a source's rows `s`,
+ * the fields it names and the problems, keyed by where they are
+ * (filters.where.all[0].op). No value is ever SQL text: the predicate reads
+ * each from $3 (the report's filters) by its path, which is made of the
+ * keys all, any, value and indexes only. Pure; locks nothing.
+ */
+create or replace function public.report_where(filter jsonb, path text[] default array['where'], depth integer default 1,
+  out predicate text, out fields text[], out errors jsonb)
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  joiner text;
+  conds jsonb;
+  cond jsonb;
+  here text := 'filters.' || path[1]
+    || coalesce(array_to_string(array(select case when x ~ '^[0-9]+$' then '[' || x || ']' else '.' || x end
+                                      from unnest(path[2:]) x), ''), '');
+  key text;
+  sub record;
+  parts text[] := '{}'::text[];
+  fld text;
+  op text;
+  val jsonb;
+  ref text;
+begin
+  fields := '{}'::text[];
+  errors := '{}'::jsonb;
+  if jsonb_typeof(filter) is distinct from 'object' then
+    errors := jsonb_build_object(here, 'must be {"all": […]} or {"any": […]}');
+    return;
+  end if;
+  if filter ? 'all' and not filter ? 'any' then
+    joiner := ' and '; key := 'all';
+  elsif filter ? 'any' and not filter ? 'all' then
+    joiner := ' or '; key := 'any';
+  else
+    errors := jsonb_build_object(here, 'must be {"all": […]} or {"any": […]}');
+    return;
+  end if;
+  conds := filter -> key;
+  if (select count(*) from jsonb_object_keys(filter)) > 1 then
+    errors := jsonb_build_object(here, 'has a key besides ' || key);
+    return;
+  end if;
+  if depth > 3 then
+    errors := jsonb_build_object(here, 'nests more than 3 deep');
+    return;
+  end if;
+  if jsonb_typeof(conds) is distinct from 'array' or jsonb_array_length(conds) not between 1 and 50 then
+    errors := jsonb_build_object(here || '.' || key, 'must be 1 to 50 conditions');
+    return;
+  end if;
+  for i in 0 .. jsonb_array_length(conds) - 1 loop
+    cond := conds -> i;
+    if jsonb_typeof(cond) = 'object' and (cond ? 'all' or cond ? 'any') then
+      select * into sub from public.report_where(cond, path || array[key, i::text], depth + 1);
+      errors := errors || sub.errors;
+      fields := fields || sub.fields;
+      parts := parts || ('(' || coalesce(sub.predicate, 'true') || ')');
+      continue;
+    end if;
+    here := 'filters.' || path[1]
+      || coalesce(array_to_string(array(select case when x ~ '^[0-9]+$' then '[' || x || ']' else '.' || x end
+                                        from unnest(path[2:] || array[key, i::text]) x), ''), '');
+    fld := cond ->> 'field';
+    op := cond ->> 'op';
+    val := cond -> 'value';
+    if jsonb_typeof(cond) <> 'object' or exists (select 1 from jsonb_object_keys(cond) x where x not in ('field', 'op', 'value')) then
+      errors := errors || jsonb_build_object(here, 'must be {field, op, value} or a nested {all|any}');
+      continue;
+    end if;
+    if fld is null or fld not in ('product', 'client', 'warehouse', 'status', 'payment_terms') then
+      errors := errors || jsonb_build_object(here || '.field',
+        'must be one of product, client, warehouse, status, payment_terms');
+      continue;
+    end if;
+    if op is null or op not in ('eq', 'neq', 'in', 'not_in') then
+      errors := errors || jsonb_build_object(here || '.op', 'must be one of eq, neq, in, not_in');
+      continue;
+    end if;
+    if (op in ('eq', 'neq') and jsonb_typeof(val) is distinct from 'string')
+       or (op in ('in', 'not_in') and (jsonb_typeof(val) is distinct from 'array'
+           or jsonb_array_length(val) not between 1 and 100
+           or exists (select 1 from jsonb_array_elements(val) x where jsonb_typeof(x) <> 'string'))) then
+      errors := errors || jsonb_build_object(here || '.value',
+        case when op in ('eq', 'neq') then 'must be a text value' else 'must be 1 to 100 text values' end);
+      continue;
+    end if;
+    if fld in ('product', 'client', 'warehouse') and exists (
+        select 1 from jsonb_array_elements_text(case when op in ('eq', 'neq') then jsonb_build_array(val) else val end) x
+        where x !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$') then
+      errors := errors || jsonb_build_object(here || '.value', 'must be ids (uuid)');
+      continue;
+    end if;
+    fields := fields || fld;
+    ref := quote_literal((path || array[key, i::text, 'value'])::text);
+    parts := parts || case op
+      when 'eq' then format('s.%I::text = ($3 #>> %s)', fld, ref)
+      when 'neq' then format('s.%I::text is distinct from ($3 #>> %s)', fld, ref)
+      when 'in' then format('s.%I::text in (select jsonb_array_elements_text($3 #> %s))', fld, ref)
+      else format('(s.%I is null or s.%I::text not in (select jsonb_array_elements_text($3 #> %s)))', fld, fld, ref)
+    end;
+  end loop;
+  predicate := array_to_string(parts, joiner);
+end
+$$;
+revoke all on function public.report_where(jsonb, text[], integer) from public, anon;
+grant execute on function public.report_where(jsonb, text[], integer) to authenticated, service_role;
+
+/*
  * public.report_data(spec): one report over the tenant's rows, read as the
  * caller (RLS applies; security invoker), on the ticket spec.ticket
  * (public.redeem_report_ticket; CEA03 without one). spec:
@@ -197,7 +320,8 @@ grant execute on function public.report_is_date(text) to authenticated, service_
  *   filters      {date_from, date_to (YYYY-MM-DD, inclusive, local dates),
  *                 product, client, warehouse, status, payment_terms: a
  *                 value or an array of at most 100 values; [] matches
- *                 nothing (a saved filter narrowed to no value)}
+ *                 nothing (a saved filter narrowed to no value); where:
+ *                 the {all|any} language of public.report_where}
  * Each source's metrics are grouped by the dimensions, and the sources are
  * joined on them. Returns {columns: [{name, type}], rows: [[…]], totals:
  * {metric: value}, time_zone, labels: {product|client|warehouse: {id:
@@ -239,6 +363,9 @@ declare
   rows jsonb;
   totals jsonb;
   labels jsonb := '{}'::jsonb;
+  cond record;
+  where_fields text[] := '{}'::text[];
+  where_pred text;
   row_limit integer := 10000;
   truncated boolean := false;
   columns jsonb := '[]'::jsonb;
@@ -298,6 +425,11 @@ begin
       if not public.report_is_date(filters ->> f) then
         errors := errors || jsonb_build_object('filters.' || f, 'must be a date (YYYY-MM-DD)');
       end if;
+    elsif f = 'where' then
+      select * into cond from public.report_where(filters -> 'where');
+      errors := errors || cond.errors;
+      where_fields := cond.fields;
+      where_pred := cond.predicate;
     elsif f = any (plain_dims) then
       if jsonb_typeof(filters -> f) not in ('string', 'array')
          or (jsonb_typeof(filters -> f) = 'array'
@@ -312,7 +444,7 @@ begin
       end if;
     else
       errors := errors || jsonb_build_object('filters.' || f, format(
-        'unknown filter %s: one of date_from, date_to, product, client, warehouse, status, payment_terms', left(f, 100)));
+        'unknown filter %s: one of date_from, date_to, product, client, warehouse, status, payment_terms, where', left(f, 100)));
     end if;
   end loop;
 
@@ -336,7 +468,8 @@ begin
   needs_time := exists (select 1 from unnest(dims) x where x = any (time_grains))
                 or filters ? 'date_from' or filters ? 'date_to';
   select coalesce(array_agg(distinct x), '{}') into needs
-  from (select unnest(dims) x union select jsonb_object_keys(filters)) n where x = any (plain_dims);
+  from (select unnest(dims) x union select jsonb_object_keys(filters) union select unnest(where_fields)) n
+  where x = any (plain_dims);
   if jsonb_typeof(spec -> 'metrics') is distinct from 'array' or jsonb_array_length(spec -> 'metrics') not between 1 and 12 then
     errors := errors || '{"metrics": "must be an array of 1 to 12 metric names"}';
   else
@@ -396,6 +529,9 @@ begin
         || ' and ($3 ->> ''date_from'' is null or (s.at at time zone $2)::date >= ($3 ->> ''date_from'')::date)'
         || ' and ($3 ->> ''date_to'' is null or (s.at at time zone $2)::date <= ($3 ->> ''date_to'')::date)';
     end if;
+    if where_pred is not null then
+      where_sql := where_sql || ' and (' || where_pred || ')';
+    end if;
     foreach d in array src.dimensions loop
       where_sql := where_sql || format(' and (not $3 ? %1$L or s.%1$I::text in (select jsonb_array_elements_text('
         || 'case jsonb_typeof($3 -> %1$L) when ''array'' then $3 -> %1$L else jsonb_build_array($3 -> %1$L) end)))', d);
@@ -409,6 +545,7 @@ begin
       src.relation, where_sql,
       case when cardinality(dims) > 0
            then 'group by ' || array_to_string(array(select k::text from generate_subscripts(dim_sql, 1) k), ', ')
+             || coalesce(' having ' || src.nonzero, '')
            else '' end,
       'q_' || src.name);
     total_parts := total_parts || format('(select %s from (%s) s where %s) %I',

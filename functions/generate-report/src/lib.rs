@@ -262,6 +262,7 @@ impl Endpoint for GenerateReport {
             "chart" => Some(rendered.chart(input.chart_kind, &title)?),
             _ => None,
         };
+        let mut render_ms = None;
         let file = match input.format.file() {
             None => None,
             Some((extension, content_type)) => {
@@ -271,10 +272,12 @@ impl Endpoint for GenerateReport {
                     generated_at: started["generated_at"].as_str().unwrap_or("").to_owned(),
                     filters: started["spec"]["filters"].clone(),
                 };
+                let started_ms = ctx.clock.monotonic_ms();
                 let bytes = match input.format {
                     Format::Excel => rendered.xlsx(&meta, chart.as_ref())?,
                     _ => rendered.pdf(&meta, chart.clone(), input.orientation),
                 };
+                render_ms = Some(ctx.clock.monotonic_ms() - started_ms);
                 Some((bytes, extension, content_type))
             }
         };
@@ -320,7 +323,14 @@ impl Endpoint for GenerateReport {
             body["file"] = json!({"bucket": BUCKET, "path": path, "content_type": content_type,
                                   "size_bytes": size, "expires_in": FILE_URL_TTL_SECS});
         }
-        Ok(Response::json(200, &body))
+        let mut response = Response::json(200, &body);
+        if let Some(ms) = render_ms {
+            // How long the file took to make: scripts/bench reads it.
+            response
+                .headers
+                .push(("server-timing".into(), format!("render;dur={ms:.2}")));
+        }
+        Ok(response)
     }
 }
 

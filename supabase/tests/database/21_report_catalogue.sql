@@ -188,5 +188,45 @@ select function_privs_are('public', 'start_report', array['jsonb'], r, privs,
 from (values ('anon', array[]::text[]), ('authenticated', array['EXECUTE']), ('service_role', array['EXECUTE'])) v(r, privs);
 select table_privs_are('public', 'custom_reports', 'anon', array[]::text[], 'anon has nothing on custom_reports');
 
+-- The {all|any} condition language.
+select tests.act_as('0a000000-0000-4000-8000-000000000001');
+select is(pg_temp.report('{"metrics": ["revenue"], "filters": {"where": {"any": [
+    {"field": "payment_terms", "op": "eq", "value": "net_30"},
+    {"field": "client", "op": "eq", "value": "5a000000-0000-4000-8000-000000000002"}]}}}') -> 'totals',
+  '{"revenue": 250.00}', 'any: O2 on net 30, O3 by CA_OFF');
+select is(pg_temp.report('{"metrics": ["revenue", "order_count"], "filters": {"where": {"all": [
+    {"field": "status", "op": "neq", "value": "delivered"},
+    {"field": "payment_terms", "op": "in", "value": ["prepaid"]}]}}}') -> 'totals',
+  '{"revenue": 300.00, "order_count": 2}', 'all: not delivered and prepaid (O1, O3)');
+select is(pg_temp.report('{"metrics": ["revenue"], "filters": {"where": {"all": [
+    {"field": "product", "op": "not_in", "value": ["4a000000-0000-4000-8000-000000000001"]},
+    {"any": [{"field": "warehouse", "op": "eq", "value": "3a000000-0000-4000-8000-000000000001"}]}]}}}') -> 'totals',
+  '{"revenue": 240.00}', 'a product condition takes order lines: PA2''s 40 + 200, nested any');
+select is(pg_temp.report('{"metrics": ["revenue"], "filters": {"where": {"all": [
+    {"field": "status", "op": "eq", "value": "x''); drop table public.tenants; --"}]}}}') -> 'totals',
+  '{"revenue": 0}', 'a value is a value, never SQL');
+select is(pg_temp.refusal('{"metrics": ["revenue"], "filters": {"where": {"all": [
+    {"field": "region", "op": "eq", "value": "x"},
+    {"field": "status", "op": "like", "value": "x"},
+    {"field": "status", "op": "in", "value": "x"},
+    {"field": "client", "op": "eq", "value": "CA"},
+    {"any": [{"any": [{"any": [{"field": "status", "op": "eq", "value": "x"}]}]}]}]}}}'),
+  '{"filters.where.all[0].field": "must be one of product, client, warehouse, status, payment_terms",
+    "filters.where.all[1].op": "must be one of eq, neq, in, not_in",
+    "filters.where.all[2].value": "must be 1 to 100 text values",
+    "filters.where.all[3].value": "must be ids (uuid)",
+    "filters.where.all[4].any[0].any[0]": "nests more than 3 deep"}',
+  'every problem, named by where it is');
+select is(pg_temp.refusal('{"metrics": ["revenue"], "filters": {"where": {"all": [], "any": []}}}'),
+  '{"filters.where": "must be {\"all\": […]} or {\"any\": […]}"}', 'all or any, not both');
+select ok(pg_temp.refusal('{"metrics": ["stock_value"], "filters": {"where": {"all": [
+    {"field": "status", "op": "eq", "value": "x"}]}}}') ? 'metrics[0]',
+  'a condition on a dimension a metric''s sources lack is refused for that metric');
+select tests.act_as_owner();
+select is(private.narrow_filters('{"where": {"all": [{"field": "status", "op": "eq", "value": "a"}]}}',
+  '{"where": {"any": [{"field": "status", "op": "eq", "value": "b"}]}}') -> 'where',
+  '{"all": [{"all": [{"field": "status", "op": "eq", "value": "a"}]}, {"any": [{"field": "status", "op": "eq", "value": "b"}]}]}',
+  'a saved where and the request''s both hold');
+
 select * from finish();
 rollback;
