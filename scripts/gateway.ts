@@ -71,6 +71,12 @@ async function proxyRest(req: Request, path: string): Promise<Response> {
     headers.set("authorization", `Bearer ${apikey}`);
   }
   headers.delete("host");
+  // supabase-js sends a bulk insert's `columns` quoted ("a","b"), as
+  // PostgREST accepts; the local REST server takes bare names only.
+  const columns = url.searchParams.get("columns");
+  if (columns !== null) {
+    url.searchParams.set("columns", columns.replaceAll('"', ""));
+  }
   const upstream = await fetch(`${restUrl}${path}${url.search}`, {
     method: req.method,
     headers,

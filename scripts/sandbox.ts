@@ -601,6 +601,26 @@ function resendInvalid(body: Record<string, unknown>): string | undefined {
   ) {
     return "Invalid `to` field. The email address needs to follow the `email@example.com` format.";
   }
+  if (body.attachments !== undefined) {
+    const list = body.attachments;
+    if (
+      !Array.isArray(list) ||
+      !list.every((a) =>
+        a && typeof a === "object" && typeof a.filename === "string" &&
+        ((typeof a.content === "string") !== (typeof a.path === "string"))
+      )
+    ) {
+      return "Invalid `attachments` field. Each attachment needs a `filename` and either `content` or `path`.";
+    }
+    // Resend's limit: 40 MB per email, attachments included after base64.
+    const bytes = list.reduce(
+      (n, a) => n + (typeof a.content === "string" ? a.content.length : 0),
+      0,
+    );
+    if (bytes > 40 * 1024 * 1024) {
+      return "The email is larger than 40MB, attachments included.";
+    }
+  }
   return undefined;
 }
 

@@ -18,7 +18,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+pub use chrono;
+pub use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 

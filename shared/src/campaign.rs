@@ -309,6 +309,7 @@ async fn send_emails(
                         "List-Unsubscribe=One-Click".into(),
                     ),
                 ],
+                attachments: Vec::new(),
             })
         });
         match made {

@@ -293,6 +293,7 @@ mod tests {
             text: None,
             reply_to: None,
             headers: Vec::new(),
+            attachments: Vec::new(),
         };
         assert_eq!(
             resend.request(&email, "k").build().unwrap().url().as_str(),

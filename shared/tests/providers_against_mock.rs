@@ -128,6 +128,7 @@ async fn resend_waits_out_a_429_and_resends_under_the_same_key() {
         text: Some("hi".into()),
         reply_to: None,
         headers: Vec::new(),
+        attachments: Vec::new(),
     };
     let started = std::time::Instant::now();
     assert_eq!(

@@ -51,6 +51,7 @@ fn email(to: &str) -> Email {
         text: Some("hello".into()),
         reply_to: None,
         headers: Vec::new(),
+        attachments: Vec::new(),
     }
 }
 

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
-use shared::providers::resend::{sender, Email};
+use shared::providers::resend::{sender, Attachment, Email};
 use shared::providers::sms::fit_one_segment;
 use shared::providers::{Clock, SendError};
 use shared::serde::Deserialize;
@@ -222,6 +222,29 @@ fn rendered(m: Option<Message>) -> Result<Message, SendError> {
     m.ok_or_else(|| SendError::permanent("the message was not rendered"))
 }
 
+/// The files a row attaches: `payload.attachments`, each `{filename, path,
+/// content_type?}`, `path` being a URL the provider fetches (a scheduled
+/// report's signed link). Entries without both are left out.
+pub fn attachments(payload: &Value) -> Vec<Attachment> {
+    payload
+        .get("attachments")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .take(10)
+        .filter_map(|a| {
+            Some(Attachment {
+                filename: a.get("filename")?.as_str()?.to_owned(),
+                path: a.get("path")?.as_str()?.to_owned(),
+                content_type: a
+                    .get("content_type")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+            })
+        })
+        .collect()
+}
+
 async fn email(
     n: &Notification,
     m: Option<Message>,
@@ -256,6 +279,7 @@ async fn email(
         text: Some(text),
         reply_to: None,
         headers: Vec::new(),
+        attachments: attachments(&n.payload),
     };
     resend.send(&email, &n.id, clock).await
 }
@@ -374,5 +398,22 @@ mod tests {
             sender("Acme \"<x>\"\r\n", "o@a.test"),
             "\"Acme x\" <o@a.test>"
         );
+    }
+
+    #[test]
+    fn attachments_come_from_the_payload() {
+        let p = json!({"attachments": [
+            {"filename": "r.pdf", "path": "https://x/r.pdf", "content_type": "application/pdf"},
+            {"filename": "no-path.pdf"}
+        ]});
+        assert_eq!(
+            attachments(&p),
+            vec![Attachment {
+                filename: "r.pdf".into(),
+                path: "https://x/r.pdf".into(),
+                content_type: Some("application/pdf".into()),
+            }]
+        );
+        assert!(attachments(&json!({})).is_empty());
     }
 }

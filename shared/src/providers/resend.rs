@@ -20,6 +20,17 @@ pub struct Email {
     pub reply_to: Option<String>,
     /// Extra headers, such as `List-Unsubscribe` and `List-Unsubscribe-Post`.
     pub headers: Vec<(String, String)>,
+    /// Files Resend fetches from a URL and attaches (its `path` form), so
+    /// a large file never passes through the function or the outbox.
+    pub attachments: Vec<Attachment>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attachment {
+    pub filename: String,
+    /// A URL Resend downloads the file from.
+    pub path: String,
+    pub content_type: Option<String>,
 }
 
 impl Email {
@@ -41,6 +52,19 @@ impl Email {
                 .map(|(k, v)| (k.clone(), json!(v)))
                 .collect();
             body["headers"] = Value::Object(headers);
+        }
+        if !self.attachments.is_empty() {
+            body["attachments"] = self
+                .attachments
+                .iter()
+                .map(|a| {
+                    let mut x = json!({"filename": a.filename, "path": a.path});
+                    if let Some(t) = &a.content_type {
+                        x["content_type"] = json!(t);
+                    }
+                    x
+                })
+                .collect();
         }
         body
     }
@@ -250,6 +274,7 @@ mod tests {
             text: Some("hi".into()),
             reply_to: None,
             headers: vec![("List-Unsubscribe".into(), "<https://x/u?token=t>".into())],
+            attachments: Vec::new(),
         };
         let r = Resend::new("http://sandbox/resend/", "re_key")
             .request(&email, "row-1")
