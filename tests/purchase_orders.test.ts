@@ -295,7 +295,7 @@ Deno.test("when storing the PDF fails, the PO is named and a retry with the key 
   assert.equal(retry.status, 201, JSON.stringify(retry.body));
   assert.equal(retry.body.po_id, first.body.error.details.po_id);
   assert.equal(retry.body.po_number, first.body.error.details.po_number);
-  await Deno.remove(await download(retry.body.pdf_url));
+  await Deno.remove(await download(retry.body.pdf_url, "application/pdf"));
   assert.equal(await posOf(t.id), 1);
   const [outbox] =
     await sql`select count(*)::int as n from public.notification_outbox
