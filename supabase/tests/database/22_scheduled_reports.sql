@@ -28,7 +28,8 @@ select throws_like($$insert into public.scheduled_reports (tenant_id, report_id,
   values ('1a000000-0000-4000-8000-000000000001', '7a000000-0000-4000-8000-000000000001', 'weekly',
           '{"time": "8am", "weekdays": ["funday"], "time_zone": "Nowhere/Land", "format": "csv", "colour": 1}')$$,
   '%invalid fields%', 'a bad config is refused');
-select is((select count(*)::int from public.scheduled_reports), 0, '…and nothing is stored');
+select is((select count(*)::int from public.scheduled_reports where tenant_id = '1a000000-0000-4000-8000-000000000001'), 0,
+  '…and nothing is stored');
 create function pg_temp.detail(stmt text) returns jsonb language plpgsql as $$
 declare d text;
 begin
@@ -120,7 +121,8 @@ select throws_ok($$select public.finish_report_slot('8a000000-0000-4000-8000-000
   'CE409', null, 'a finished slot cannot be finished again');
 select is(public.claim_report_slot('8a000000-0000-4000-8000-000000000001') ->> 'action', 'not_due',
   'the schedule has moved on');
-select is((select count(*)::int from public.report_deliveries), 3, 'still three deliveries');
+select is((select count(*)::int from public.report_deliveries where tenant_id = '1a000000-0000-4000-8000-000000000001'), 3,
+  'still three deliveries');
 
 -- A sent email marks the delivery and the recipient.
 update public.notification_outbox set status = 'sent', sent_at = now() where recipient = 'two@a.test';
