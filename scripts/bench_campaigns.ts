@@ -5,8 +5,8 @@
 // - CPU ms and peak memory of one drain invocation, in a process of its own
 //   (targets ≤ 2 s CPU, ≤ 64 MB).
 import { env, makeTenant, resetSandbox, sql, url } from "../tests/_stack.ts";
+import { serveMeasured } from "./bench_common.ts";
 
-const restUrl = `http://127.0.0.1:${Deno.env.get("REST_PORT")}`;
 const RECIPIENTS = 100_000;
 /** Batch requests a second: the sandbox's limit and the stack's RESEND_MAX_RPS. */
 const RPS = Number(env.RESEND_MAX_RPS ?? 10);
@@ -93,53 +93,15 @@ await sql`update public.marketing_campaigns set status = 'cancelled' where id = 
 // minute call is paused meanwhile, so every batch goes through this process.
 await sql`update cron.job set active = false where jobname = 'dispatch-notifications'`;
 const port = 26402;
-const child = new Deno.Command(Deno.execPath(), {
-  args: [
-    "run",
-    "--quiet",
-    "--allow-all",
-    new URL("./serve_one.ts", import.meta.url).pathname,
-    "dispatch-notifications",
-    String(port),
-  ],
-  env: {
-    ...env,
-    POSTGREST_URL: restUrl,
-    // Its kicks would start the gateway's dispatcher; here they go nowhere,
-    // and this script makes each call itself.
-    SUPABASE_URL: "http://127.0.0.1:9",
-    PUBLIC_FUNCTIONS_URL: `${url}/functions/v1`,
-    SERVE_ONE_STATS: "1",
-  },
-  stdout: "piped",
-  stderr: "null",
-}).spawn();
-const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-let line = "";
-while (!line.includes("\n")) {
-  const { value, done } = await reader.read();
-  if (done) throw new Error("serve_one exited");
-  line += value;
-}
-const TICK = 100; // USER_HZ: /proc reports CPU in 1/100 s.
-const cpuMs = () => {
-  const fields = Deno.readTextFileSync(`/proc/${child.pid}/stat`)
-    .split(") ")[1].split(" ");
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICK;
-};
-const memKb = (key: string) =>
-  Number(
-    Deno.readTextFileSync(`/proc/${child.pid}/status`)
-      .match(new RegExp(`${key}:\\s+(\\d+)`))![1],
-  );
+const one = await serveMeasured("dispatch-notifications", port, {
+  // Its kicks would start the gateway's dispatcher; here they go nowhere,
+  // and this script makes each call itself.
+  SUPABASE_URL: "http://127.0.0.1:9",
+  PUBLIC_FUNCTIONS_URL: `${url}/functions/v1`,
+});
+const { cpuMs, memKb } = one;
 type Call = { cpu: number; sent: number; ms: number; isolate: number };
-/** The isolate's memory after a call: V8's heap and external memory, and the
- * wasm linear memory (its peak: it never shrinks). */
-async function isolateBytes() {
-  const m = await (await fetch(`http://127.0.0.1:${port}/_serve_one/stats`))
-    .json();
-  return { v8: m.heapTotal + m.external, wasm: m.wasm_memory as number };
-}
+const isolateBytes = one.isolate;
 const calls: Call[] = [];
 let wasmPeak = 0;
 try {
@@ -230,8 +192,6 @@ try {
   );
 } finally {
   await sql`update cron.job set active = true where jobname = 'dispatch-notifications'`;
-  child.kill("SIGTERM");
-  await reader.cancel();
-  await child.status;
+  await one.stop();
   await sql.end();
 }

@@ -340,3 +340,72 @@ Deno.test("a file over the reports bucket's limit is a 413 naming the sizes, and
   }
   assert.equal(await objects(), 0);
 });
+
+Deno.test("20 orders at once, a cancellation and a merge: the rollups' answers stay the orders' own", async () => {
+  const t = await makeTenant({ stock: 10_000, maxConcurrent: 20 });
+  const placed = await Promise.all(
+    Array.from({ length: 20 }, (_, i) =>
+      invoke(
+        t.db,
+        "create-wholesale-order",
+        order(t, {
+          items: [{
+            product_id: t.products[0],
+            quantity: i + 1,
+            unit_price: 3.5,
+          }],
+        }),
+      )),
+  );
+  const ok = placed.filter((r) => r.status === 201);
+  assert.ok(ok.length >= 15, placed.map((r) => r.status).join(","));
+  const truth = async () => {
+    const [r] =
+      await sql`select coalesce(sum(o.total_amount), 0)::numeric as revenue, count(*)::int as orders,
+        (select coalesce(sum(i.quantity), 0) from public.wholesale_order_items i
+         join public.wholesale_orders x on x.id = i.order_id
+         where x.tenant_id = ${t.id} and x.status <> 'cancelled')::numeric as units
+      from public.wholesale_orders o where o.tenant_id = ${t.id} and o.status <> 'cancelled'`;
+    return {
+      revenue: Number(r.revenue),
+      orders: r.orders,
+      units: Number(r.units),
+    };
+  };
+  const reported = async () => {
+    const r = await invoke(t.db, "generate-report", {
+      metrics: ["revenue", "order_count", "units_sold"],
+      group_by: ["product"],
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const byMonth = await invoke(t.db, "generate-report", {
+      metrics: ["revenue", "order_count"],
+      group_by: ["month"],
+    });
+    assert.equal(
+      Number(byMonth.body.report_data.totals.revenue),
+      Number(r.body.report_data.totals.revenue),
+      "the order and line rollups agree",
+    );
+    const totals = r.body.report_data.totals;
+    return {
+      revenue: Number(totals.revenue),
+      orders: Number(totals.order_count),
+      units: Number(totals.units_sold),
+    };
+  };
+  assert.deepEqual(await reported(), await truth());
+  await sql`update public.wholesale_orders set status = 'cancelled'
+    where id = (select id from public.wholesale_orders where tenant_id = ${t.id} order by created_at limit 1)`;
+  assert.deepEqual(
+    await reported(),
+    await truth(),
+    "a cancelled order leaves the rollups",
+  );
+  await sql`select public.merge_report_rollups()`;
+  const [{ unmerged }] =
+    await sql`select count(*)::int as unmerged from public.report_line_days
+    where tenant_id = ${t.id} and not merged`;
+  assert.equal(unmerged, 0);
+  assert.deepEqual(await reported(), await truth(), "merged, the same answer");
+});
