@@ -79,7 +79,15 @@ insert into public.report_sources (name, relation, has_time, dimensions) values
    true, array['status', 'payment_terms']),
   ('campaigns', $r$select m.created_at as at, m.status, m.sent_count, m.delivered_count, m.opened_count
     from public.marketing_campaigns m where m.tenant_id = $1$r$,
-   true, array['status'])
+   true, array['status']),
+  ('clients', $r$select c.created_at as at, c.id as client, c.status, c.payment_terms, c.current_balance
+    from public.wholesale_clients c where c.tenant_id = $1$r$,
+   true, array['client', 'status', 'payment_terms']),
+  ('deliveries', $r$select d.created_at as at, o.client_id as client, d.status, o.payment_terms
+    from public.deliveries d
+    join public.wholesale_orders o on o.id = d.order_id and o.tenant_id = d.tenant_id
+    where d.tenant_id = $1$r$,
+   true, array['client', 'status', 'payment_terms'])
 on conflict (name) do update
 set relation = excluded.relation, has_time = excluded.has_time, dimensions = excluded.dimensions;
 
@@ -112,7 +120,15 @@ insert into public.report_metrics (name, source, rank, expression, kind, descrip
    'emails and SMS delivered / sent'),
   ('campaign_open_rate', 'campaigns', 1,
    'round(coalesce(sum(s.opened_count)::numeric / nullif(sum(s.delivered_count), 0), 0), 4)', 'ratio',
-   'emails opened / delivered')
+   'emails opened / delivered'),
+  ('client_count', 'clients', 1, 'count(*)', 'integer', 'wholesale clients (by when they were added)'),
+  ('credit_outstanding', 'clients', 1, 'coalesce(sum(s.current_balance), 0)', 'money',
+   'what clients owe on credit now'),
+  ('delivery_count', 'deliveries', 1, 'count(*)', 'integer', 'deliveries (by when they were created)'),
+  ('delivery_success_rate', 'deliveries', 1,
+   $e$round(coalesce((count(*) filter (where s.status = 'delivered'))::numeric
+      / nullif(count(*) filter (where s.status in ('delivered', 'failed')), 0), 0), 4)$e$, 'ratio',
+   'delivered / (delivered + failed)')
 on conflict (name, source) do update
 set rank = excluded.rank, expression = excluded.expression, kind = excluded.kind,
     description = excluded.description;

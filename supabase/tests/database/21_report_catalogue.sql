@@ -228,5 +228,23 @@ select is(private.narrow_filters('{"where": {"all": [{"field": "status", "op": "
   '{"all": [{"all": [{"field": "status", "op": "eq", "value": "a"}]}, {"any": [{"field": "status", "op": "eq", "value": "b"}]}]}',
   'a saved where and the request''s both hold');
 
+-- Clients and deliveries. O1 delivered, O2 failed, O3 in transit.
+select tests.act_as_owner();
+update public.wholesale_clients set current_balance = 40 where id = '5a000000-0000-4000-8000-000000000001';
+insert into public.deliveries (tenant_id, order_id, delivery_method, status) values
+  ('1a000000-0000-4000-8000-000000000001', '70000000-0000-4000-8000-000000000001', 'pickup', 'delivered'),
+  ('1a000000-0000-4000-8000-000000000001', '70000000-0000-4000-8000-000000000002', 'pickup', 'failed'),
+  ('1a000000-0000-4000-8000-000000000001', '70000000-0000-4000-8000-000000000003', 'pickup', 'in_transit');
+select tests.act_as('0a000000-0000-4000-8000-000000000001');
+select is(pg_temp.report('{"metrics": ["client_count", "credit_outstanding"], "group_by": ["status"]}') - 'labels'
+  - 'time_zone' - 'row_limit' - 'truncated',
+  '{"columns": [{"name": "status", "type": "text"}, {"name": "client_count", "type": "integer"},
+                {"name": "credit_outstanding", "type": "money"}],
+    "rows": [["active", 1, 40.00], ["inactive", 1, 0.00]], "totals": {"client_count": 2, "credit_outstanding": 40.00}}',
+  'clients: counted by status, with what they owe');
+select is(pg_temp.report('{"metrics": ["delivery_count", "delivery_success_rate"]}') -> 'totals',
+  '{"delivery_count": 3, "delivery_success_rate": 0.5000}', 'deliveries: 3, one of two finished ones delivered');
+select tests.act_as_owner();
+
 select * from finish();
 rollback;
