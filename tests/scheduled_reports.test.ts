@@ -344,3 +344,26 @@ Deno.test("a bad schedule is a 400 naming the field; a cron croner refuses turns
   assert.equal(row.enabled, false);
   assert.match(row.last_error, /schedule_config\.cron/);
 });
+
+Deno.test("a saved report that no longer runs fails its slot once, says why, and the schedule moves on", async () => {
+  const t = await makeTenant();
+  const { id } = await scheduleFor(t, {}, 1);
+  assert.equal((await send(id)).body.action, "scheduled");
+  await sql`update public.custom_reports set metrics = '["profit"]'
+    where id = (select report_id from public.scheduled_reports where id = ${id})`;
+  await sql`update public.scheduled_reports set next_run_at = now() - interval '1 minute' where id = ${id}`;
+  const r = await send(id);
+  assert.equal(r.status, 400, JSON.stringify(r.body));
+  assert.ok("metrics[0]" in r.body.error.details, JSON.stringify(r.body));
+  const [row] =
+    await sql`select s.next_run_at > now() as moved, s.last_error, r.status
+    from public.scheduled_reports s join public.report_runs r on r.scheduled_report_id = s.id where s.id = ${id}`;
+  assert.equal(row.status, "failed");
+  assert.equal(row.moved, true);
+  assert.match(row.last_error, /does not run/);
+  assert.equal(
+    (await send(id)).body.action,
+    "not_due",
+    "not retried each minute",
+  );
+});

@@ -194,9 +194,22 @@ impl Endpoint for SendScheduledReport {
             }
             async move { rest.rpc("finish_report_slot", &args, key).await }
         };
-        let report = rest
+        let report = match rest
             .rpc("report_data", &json!({ "spec": claim["spec"] }), key)
-            .await?;
+            .await
+        {
+            Ok(r) => r,
+            // The saved report no longer runs (a metric it names cannot be
+            // computed so): this slot fails, recorded, and the schedule moves
+            // on rather than retrying each lease. A database outage (5xx) is
+            // retried.
+            Err(e) if e.status() < 500 => {
+                let error = format!("the report does not run: {} {}", e.message(), e.details());
+                finish(json!({"status": "failed", "error": error})).await?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         let rendered = Report { data: &report };
         let rows = rendered.rows().len();
         if rows == 0 && config["skip_if_empty"] == true {
