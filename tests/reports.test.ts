@@ -409,3 +409,33 @@ Deno.test("20 orders at once, a cancellation and a merge: the rollups' answers s
   assert.equal(unmerged, 0);
   assert.deepEqual(await reported(), await truth(), "merged, the same answer");
 });
+
+Deno.test("a named period is resolved when the report runs, in the tenant's zone, and said in the answer", async () => {
+  const t = await makeTenant({ stock: 1000 });
+  await sql`update public.tenants set time_zone = 'Pacific/Auckland' where id = ${t.id}`;
+  await placeOrders(t, [2]);
+  const thisYear = await invoke(t.db, "generate-report", {
+    metrics: ["revenue"],
+    filters: { period: "this_year" },
+  });
+  assert.equal(thisYear.status, 200, JSON.stringify(thisYear.body));
+  assert.equal(Number(thisYear.body.report_data.totals.revenue), 25);
+  const [{ today }] =
+    await sql`select to_char((now() at time zone 'Pacific/Auckland')::date, 'YYYY-MM-DD') as today`;
+  assert.deepEqual(thisYear.body.report_data.period, {
+    name: "this_year",
+    date_from: `${today.slice(0, 4)}-01-01`,
+    date_to: today,
+  });
+  const lastYear = await invoke(t.db, "generate-report", {
+    metrics: ["revenue"],
+    filters: { period: "last_year" },
+  });
+  assert.equal(Number(lastYear.body.report_data.totals.revenue), 0);
+  const bad = await invoke(t.db, "generate-report", {
+    metrics: ["revenue"],
+    filters: { period: "fortnight" },
+  });
+  assert.equal(bad.status, 400);
+  assert.ok("filters.period" in bad.body.error.details);
+});

@@ -196,15 +196,29 @@ impl<'a> Report<'a> {
     fn facts(&self, meta: &Meta) -> Vec<(String, String)> {
         let mut facts = Vec::new();
         let f = &meta.filters;
-        match (f["date_from"].as_str(), f["date_to"].as_str()) {
-            (Some(a), Some(b)) => facts.push(("Period".into(), format!("{a} to {b}"))),
-            (Some(a), None) => facts.push(("Period".into(), format!("from {a}"))),
-            (None, Some(b)) => facts.push(("Period".into(), format!("up to {b}"))),
-            _ => facts.push(("Period".into(), "all time".into())),
-        }
+        // A named period, as report_data applied it: its name and its dates.
+        let applied = &self.data["period"];
+        let named = applied["name"].as_str().map(|n| format!("{} (", label(n)));
+        let (from, to) = match named {
+            Some(_) => (applied["date_from"].as_str(), applied["date_to"].as_str()),
+            None => (f["date_from"].as_str(), f["date_to"].as_str()),
+        };
+        let dates = match (from, to) {
+            (Some(a), Some(b)) => format!("{a} to {b}"),
+            (Some(a), None) => format!("from {a}"),
+            (None, Some(b)) => format!("up to {b}"),
+            _ => "all time".into(),
+        };
+        facts.push((
+            "Period".into(),
+            match named {
+                Some(n) => format!("{n}{dates})"),
+                None => dates,
+            },
+        ));
         if let Some(m) = f.as_object() {
             for (k, v) in m {
-                if k == "date_from" || k == "date_to" {
+                if k == "date_from" || k == "date_to" || k == "period" {
                     continue;
                 }
                 if k == "where" {
@@ -491,6 +505,11 @@ mod tests {
         assert!(text.contains("(Total)") && text.contains("(1,214.50)"));
         assert!(text.contains("first 10,000 rows"));
         assert!(text.contains("(from 2026-01-01)") && text.contains("(Widget)"));
+        let mut named = d.clone();
+        named["period"] =
+            json!({"name": "last_week", "date_from": "2026-11-16", "date_to": "2026-11-22"});
+        let facts = Report { data: &named }.facts(&meta);
+        assert_eq!(facts[0].1, "Last week (2026-11-16 to 2026-11-22)");
         let chart = r.chart(Some(ChartKind::Bar), "Revenue").unwrap();
         let xlsx = r.xlsx(&meta, Some(&chart)).unwrap();
         assert_eq!(&xlsx[..2], b"PK");

@@ -205,6 +205,53 @@ revoke all on function public.report_is_date(text) from public, anon;
 grant execute on function public.report_is_date(text) to authenticated, service_role;
 
 /*
+ * public.report_period(name, today): a named period as local dates,
+ * {name, date_from, date_to}, both inclusive: today, yesterday,
+ * last_7_days and last_30_days (the days before today), this_ and last_
+ * week (Monday to Sunday), month, quarter and year; "this" ends today.
+ * Null for an unknown name. Pure.
+ */
+create or replace function public.report_period(name text, today date)
+returns jsonb
+language sql
+immutable
+set search_path = ''
+as $$
+  select jsonb_build_object('name', name, 'date_from', f, 'date_to', t)
+  from (select case name
+      when 'today' then today
+      when 'yesterday' then today - 1
+      when 'last_7_days' then today - 7
+      when 'last_30_days' then today - 30
+      when 'this_week' then date_trunc('week', today)::date
+      when 'last_week' then date_trunc('week', today)::date - 7
+      when 'this_month' then date_trunc('month', today)::date
+      when 'last_month' then (date_trunc('month', today) - interval '1 month')::date
+      when 'this_quarter' then date_trunc('quarter', today)::date
+      when 'last_quarter' then (date_trunc('quarter', today) - interval '3 months')::date
+      when 'this_year' then date_trunc('year', today)::date
+      when 'last_year' then (date_trunc('year', today) - interval '1 year')::date
+    end as f,
+    case name
+      when 'today' then today
+      when 'yesterday' then today - 1
+      when 'last_7_days' then today - 1
+      when 'last_30_days' then today - 1
+      when 'this_week' then today
+      when 'last_week' then date_trunc('week', today)::date - 1
+      when 'this_month' then today
+      when 'last_month' then date_trunc('month', today)::date - 1
+      when 'this_quarter' then today
+      when 'last_quarter' then date_trunc('quarter', today)::date - 1
+      when 'this_year' then today
+      when 'last_year' then date_trunc('year', today)::date - 1
+    end as t) x
+  where f is not null
+$$;
+revoke all on function public.report_period(text, date) from public, anon;
+grant execute on function public.report_period(text, date) to authenticated, service_role;
+
+/*
  * public.report_where(filter, path, depth): the {all|any} condition language
  * of campaign audiences, for reports: {"all": [cond, …]} or {"any": [cond,
  * …]}, 1 to 50 conditions, nested at most 3 deep; a cond is {field, op,
@@ -337,11 +384,14 @@ grant execute on function public.report_where(jsonb, text[], integer) to authent
  *                 product, client, warehouse, status, payment_terms: a
  *                 value or an array of at most 100 values; [] matches
  *                 nothing (a saved filter narrowed to no value); where:
- *                 the {all|any} language of public.report_where}
+ *                 the {all|any} language of public.report_where; period: a
+ *                 name of public.report_period, resolved in the tenant's
+ *                 time zone today, holding with date_from and date_to}
  * Each source's metrics are grouped by the dimensions, and the sources are
  * joined on them. Returns {columns: [{name, type}], rows: [[…]], totals:
  * {metric: value}, time_zone, labels: {product|client|warehouse: {id:
- * name}}, row_limit, truncated}: rows ordered by the dimensions, at most
+ * name}}, row_limit, truncated, period?: {name, date_from, date_to} as
+ * applied}: rows ordered by the dimensions, at most
  * row_limit (10,000 unless the spec says, at most 50,000), truncated saying
  * whether there were more; totals over the whole filtered data (a rate's
  * total is not a sum of rows).
@@ -379,6 +429,7 @@ declare
   rows jsonb;
   totals jsonb;
   labels jsonb := '{}'::jsonb;
+  period jsonb;
   cond record;
   where_fields text[] := '{}'::text[];
   where_pred text;
@@ -441,6 +492,12 @@ begin
       if not public.report_is_date(filters ->> f) then
         errors := errors || jsonb_build_object('filters.' || f, 'must be a date (YYYY-MM-DD)');
       end if;
+    elsif f = 'period' then
+      if jsonb_typeof(filters -> 'period') is distinct from 'string' or filters ->> 'period' not in ('today', 'yesterday',
+          'last_7_days', 'last_30_days', 'this_week', 'last_week', 'this_month', 'last_month', 'this_quarter',
+          'last_quarter', 'this_year', 'last_year') then
+        errors := errors || '{"filters.period": "must be one of today, yesterday, last_7_days, last_30_days, this_week, last_week, this_month, last_month, this_quarter, last_quarter, this_year, last_year"}';
+      end if;
     elsif f = 'where' then
       select * into cond from public.report_where(filters -> 'where');
       errors := errors || cond.errors;
@@ -460,9 +517,19 @@ begin
       end if;
     else
       errors := errors || jsonb_build_object('filters.' || f, format(
-        'unknown filter %s: one of date_from, date_to, product, client, warehouse, status, payment_terms, where', left(f, 100)));
+        'unknown filter %s: one of date_from, date_to, period, product, client, warehouse, status, payment_terms, where',
+        left(f, 100)));
     end if;
   end loop;
+
+  -- A named period becomes dates in the tenant's time zone (weeks start on
+  -- Monday), kept together with any date_from and date_to: both hold.
+  if errors = '{}'::jsonb and filters ? 'period' then
+    period := public.report_period(filters ->> 'period', (now() at time zone tz)::date);
+    filters := filters || jsonb_build_object(
+      'date_from', greatest(filters ->> 'date_from', period ->> 'date_from'),
+      'date_to', least(coalesce(filters ->> 'date_to', period ->> 'date_to'), period ->> 'date_to'));
+  end if;
 
   -- Sources a request may use.
   if spec ? 'data_sources' then
@@ -482,7 +549,7 @@ begin
   -- Metrics, each from the first of its sources that has every dimension
   -- and filter the request names.
   needs_time := exists (select 1 from unnest(dims) x where x = any (time_grains))
-                or filters ? 'date_from' or filters ? 'date_to';
+                or filters ? 'date_from' or filters ? 'date_to' or filters ? 'period';
   select coalesce(array_agg(distinct x), '{}') into needs
   from (select unnest(dims) x union select jsonb_object_keys(filters) union select unnest(where_fields)) n
   where x = any (plain_dims);
@@ -609,7 +676,11 @@ begin
       array_to_string(total_parts, ' cross join '))
     into totals using tenant, tz, filters;
   return jsonb_build_object('columns', columns, 'rows', rows, 'totals', totals, 'time_zone', tz,
-    'labels', labels, 'row_limit', row_limit, 'truncated', truncated);
+    'labels', labels, 'row_limit', row_limit, 'truncated', truncated)
+    || case when period is not null
+            then jsonb_build_object('period', period || jsonb_build_object(
+              'date_from', filters ->> 'date_from', 'date_to', filters ->> 'date_to'))
+            else '{}'::jsonb end;
 end
 $$;
 revoke all on function public.report_data(jsonb) from public, anon;

@@ -58,6 +58,9 @@ begin
       out := out || jsonb_build_object(k, greatest(a #>> '{}', b #>> '{}'));
     elsif k = 'date_to' then
       out := out || jsonb_build_object(k, least(a #>> '{}', b #>> '{}'));
+    elsif k = 'period' then
+      -- A named period asked for replaces the saved one; dates still narrow.
+      out := out || jsonb_build_object(k, b);
     elsif k = 'where' then
       -- Both conditions hold: the saved one and the request's.
       out := out || jsonb_build_object(k, jsonb_build_object('all', jsonb_build_array(a, b)));

@@ -109,8 +109,18 @@ pub fn attach(size: usize) -> bool {
     size <= ATTACH_LIMIT_BYTES
 }
 
-/// The report's period, from its date filters: "2026-01-01 to 2026-03-31".
-pub fn period(filters: &Value) -> Option<String> {
+/// The report's period: a named one as `report_data` applied it ("Last
+/// week, 2026-11-16 to 2026-11-22"), else its date filters ("2026-01-01 to
+/// 2026-03-31").
+pub fn period(report: &Value, filters: &Value) -> Option<String> {
+    let applied = &report["period"];
+    if let (Some(name), Some(a), Some(b)) = (
+        applied["name"].as_str(),
+        applied["date_from"].as_str(),
+        applied["date_to"].as_str(),
+    ) {
+        return Some(format!("{}, {a} to {b}", shared::format::label(name)));
+    }
     match (filters["date_from"].as_str(), filters["date_to"].as_str()) {
         (Some(a), Some(b)) => Some(format!("{a} to {b}")),
         (Some(a), None) => Some(format!("from {a}")),
@@ -284,7 +294,7 @@ impl Endpoint for SendScheduledReport {
         let done = finish(json!({
             "status": "sent", "file_path": path, "file_url": url, "size_bytes": size,
             "row_count": rows, "filename": filename, "content_type": content_type,
-            "attach": attach(size), "title": title, "period": period(&filters),
+            "attach": attach(size), "title": title, "period": period(&report, &filters),
         }))
         .await?;
         if done["notifications_queued"].as_u64().unwrap_or(0) > 0 {
@@ -364,9 +374,14 @@ mod tests {
         assert_eq!(slot_name(slot), "2026-11-20T08-00-00Z");
         assert!(attach(ATTACH_LIMIT_BYTES) && !attach(ATTACH_LIMIT_BYTES + 1));
         assert_eq!(
-            period(&json!({"date_from": "2026-01-01"})).as_deref(),
+            period(&json!({}), &json!({"date_from": "2026-01-01"})).as_deref(),
             Some("from 2026-01-01")
         );
-        assert_eq!(period(&json!({})), None);
+        assert_eq!(period(&json!({}), &json!({})), None);
+        let applied = json!({"period": {"name": "last_week", "date_from": "2026-11-16", "date_to": "2026-11-22"}});
+        assert_eq!(
+            period(&applied, &json!({"period": "last_week"})).as_deref(),
+            Some("Last week, 2026-11-16 to 2026-11-22")
+        );
     }
 }

@@ -246,5 +246,33 @@ select is(pg_temp.report('{"metrics": ["delivery_count", "delivery_success_rate"
   '{"delivery_count": 3, "delivery_success_rate": 0.5000}', 'deliveries: 3, one of two finished ones delivered');
 select tests.act_as_owner();
 
+-- Named periods: pure dates from a given day (Friday 2026-11-27), then one applied.
+select is(public.report_period('last_week', '2026-11-27'),
+  '{"name": "last_week", "date_from": "2026-11-16", "date_to": "2026-11-22"}', 'last week: Monday to Sunday');
+select is(public.report_period('last_7_days', '2026-11-27') - 'name',
+  '{"date_from": "2026-11-20", "date_to": "2026-11-26"}', 'the 7 days before today');
+select is(public.report_period('last_quarter', '2026-11-27') - 'name',
+  '{"date_from": "2026-07-01", "date_to": "2026-09-30"}', 'the last quarter');
+select is(public.report_period('this_month', '2026-03-31') - 'name',
+  '{"date_from": "2026-03-01", "date_to": "2026-03-31"}', 'this month ends today');
+select is(public.report_period('last_month', '2026-03-31') - 'name',
+  '{"date_from": "2026-02-01", "date_to": "2026-02-28"}', 'last month, however long');
+insert into public.wholesale_orders (id, tenant_id, client_id, order_number, status, total_amount, payment_terms,
+  delivery_method, created_at) values
+  ('70000000-0000-4000-8000-000000000005', '1a000000-0000-4000-8000-000000000001', '5a000000-0000-4000-8000-000000000001',
+   'T-5', 'confirmed', 10, 'prepaid', 'pickup', now() - interval '2 days');
+select tests.act_as('0a000000-0000-4000-8000-000000000001');
+select is(pg_temp.report('{"metrics": ["revenue"], "filters": {"period": "last_7_days"}}') -> 'totals',
+  '{"revenue": 10.00}', 'a named period, in the tenant''s time zone, today');
+select is(pg_temp.report('{"metrics": ["revenue"], "filters": {"period": "last_7_days", "date_to": "2026-01-01"}}')
+  -> 'totals', '{"revenue": 0}', 'with a date filter, both hold');
+select is(pg_temp.report('{"metrics": ["revenue"], "filters": {"period": "today"}}') -> 'period' ->> 'name',
+  'today', 'the answer says the period it applied');
+select ok(pg_temp.refusal('{"metrics": ["revenue"], "filters": {"period": "fortnight"}}') ? 'filters.period',
+  'an unknown period is named');
+select ok(pg_temp.refusal('{"metrics": ["stock_value"], "filters": {"period": "today"}}') ? 'metrics[0]',
+  'a period needs a metric with time');
+select tests.act_as_owner();
+
 select * from finish();
 rollback;
