@@ -4,6 +4,7 @@
 // with the file attached, and one send per slot however many dispatchers race.
 import assert from "node:assert/strict";
 import {
+  assertBoundary,
   clientFor,
   env,
   invoke,
@@ -365,5 +366,29 @@ Deno.test("a saved report that no longer runs fails its slot once, says why, and
     (await send(id)).body.action,
     "not_due",
     "not retried each minute",
+  );
+});
+
+Deno.test("send-scheduled-report: bad JSON, a huge body, a bad Idempotency-Key, GET, CORS and every non-service token are refused, and no slot runs", async () => {
+  const t = await makeTenant({ stock: 100 });
+  const { id } = await scheduleFor(t, {}, 1);
+  assert.equal((await send(id)).body.action, "scheduled");
+  // Due: any request that got through would send it.
+  await sql`update public.scheduled_reports set next_run_at = now() - interval '1 minute' where id = ${id}`;
+  const runs = async () =>
+    (await sql`select count(*)::int as n from public.report_runs where scheduled_report_id = ${id}`)[
+      0
+    ].n;
+  await assertBoundary(
+    { ...t, token: env.SUPABASE_SERVICE_ROLE_KEY },
+    "send-scheduled-report",
+    { scheduled_report_id: id },
+    async () => (await runs()) !== 0,
+  );
+  assert.equal(await runs(), 0);
+  assert.equal(
+    (await send(id)).body.action,
+    "sent",
+    "the slot is still there to send",
   );
 });

@@ -137,6 +137,9 @@ impl Endpoint for SendScheduledReport {
     type Input = Input;
 
     fn input(req: &Request, _now: i64) -> Result<Input> {
+        // The slot is this function's idempotency key; a header, if sent,
+        // must still be a valid one.
+        req.idempotency_key()?;
         validate(&req.json_object()?)
     }
 
