@@ -196,23 +196,12 @@ impl<'a> Report<'a> {
     fn facts(&self, meta: &Meta) -> Vec<(String, String)> {
         let mut facts = Vec::new();
         let f = &meta.filters;
-        // A named period, as report_data applied it: its name and its dates.
-        let applied = &self.data["period"];
-        let named = applied["name"].as_str().map(|n| format!("{} (", label(n)));
-        let (from, to) = match named {
-            Some(_) => (applied["date_from"].as_str(), applied["date_to"].as_str()),
-            None => (f["date_from"].as_str(), f["date_to"].as_str()),
-        };
-        let dates = match (from, to) {
-            (Some(a), Some(b)) => format!("{a} to {b}"),
-            (Some(a), None) => format!("from {a}"),
-            (None, Some(b)) => format!("up to {b}"),
-            _ => "all time".into(),
-        };
+        let (name, dates) = self.period(f);
+        let dates = dates.unwrap_or_else(|| "all time".into());
         facts.push((
             "Period".into(),
-            match named {
-                Some(n) => format!("{n}{dates})"),
+            match name {
+                Some(n) => format!("{n} ({dates})"),
                 None => dates,
             },
         ));
@@ -251,6 +240,23 @@ impl<'a> Report<'a> {
         ));
         facts.push(("Rows".into(), grouped(Decimal::from(self.rows().len()))));
         facts
+    }
+
+    /// The period the report covers, as people read it: the label of the
+    /// named period `report_data` applied, if any, and the dates ("2026-01-01
+    /// to 2026-03-31", "from …", "up to …"; None: all time), from the applied
+    /// period or else from the date filters.
+    pub fn period(&self, filters: &Value) -> (Option<String>, Option<String>) {
+        let applied = &self.data["period"];
+        let name = applied["name"].as_str();
+        let dates = if name.is_some() { applied } else { filters };
+        let range = match (dates["date_from"].as_str(), dates["date_to"].as_str()) {
+            (Some(a), Some(b)) => Some(format!("{a} to {b}")),
+            (Some(a), None) => Some(format!("from {a}")),
+            (None, Some(b)) => Some(format!("up to {b}")),
+            _ => None,
+        };
+        (name.map(label), range)
     }
 
     /// A `where` filter in words: "Status is Confirmed and (Payment terms

@@ -197,8 +197,10 @@ pub fn render(report: &SheetReport) -> Result<Vec<u8>, String> {
 mod tests {
     use super::*;
 
+    // The cells' types (numbers, dates, formats) are read back with openpyxl
+    // in tests/reports.test.ts; the parts are compressed here.
     #[test]
-    fn a_workbook_with_typed_cells_two_sheets_and_a_chart() {
+    fn a_workbook_has_two_sheets_styles_and_a_chart_and_a_bad_date_is_an_error() {
         let report = SheetReport {
             title: "Revenue by month".into(),
             facts: vec![("Time zone".into(), "Europe/Paris".into())],

@@ -21,12 +21,9 @@
 
 use documents::tabular::{Meta, Report};
 use documents::{ChartKind, Orientation};
-use shared::format::{label, money};
+use shared::format::label;
 use shared::serde_json::{json, Map, Value};
-use shared::{
-    ApiError, Auth, Counted, Ctx, Decimal, Endpoint, Request, Response, Result, Uuid, Validator,
-};
-use std::str::FromStr;
+use shared::{ApiError, Auth, Counted, Ctx, Endpoint, Request, Response, Result, Uuid, Validator};
 
 /// The function's name, as in `rate_limit_policies` and `request_subjects`.
 pub const FUNCTION_NAME: &str = "generate-report";
@@ -193,6 +190,7 @@ pub fn validate(body: &Value) -> Result<ReportInput> {
 /// its column's kind (money with two decimals, a ratio as a percentage).
 pub fn summary(report: &Value) -> String {
     let totals = &report["totals"];
+    let shown = Report { data: report };
     report["columns"]
         .as_array()
         .into_iter()
@@ -200,15 +198,12 @@ pub fn summary(report: &Value) -> String {
         .filter_map(|c| {
             let name = c["name"].as_str()?;
             let value = totals.get(name)?;
-            let number = Decimal::from_str(&value.to_string()).ok()?;
-            let shown = match c["type"].as_str() {
-                Some("money") => money(number),
-                Some("ratio") => {
-                    format!("{}%", (number * Decimal::from(100)).round_dp(2).normalize())
-                }
-                _ => number.normalize().to_string(),
-            };
-            Some(format!("{}: {shown}", label(name)))
+            let kind = c["type"].as_str().unwrap_or("number");
+            Some(format!(
+                "{}: {}",
+                label(name),
+                shown.display(name, kind, value)
+            ))
         })
         .collect::<Vec<_>>()
         .join(" · ")

@@ -113,19 +113,9 @@ pub fn attach(size: usize) -> bool {
 /// week, 2026-11-16 to 2026-11-22"), else its date filters ("2026-01-01 to
 /// 2026-03-31").
 pub fn period(report: &Value, filters: &Value) -> Option<String> {
-    let applied = &report["period"];
-    if let (Some(name), Some(a), Some(b)) = (
-        applied["name"].as_str(),
-        applied["date_from"].as_str(),
-        applied["date_to"].as_str(),
-    ) {
-        return Some(format!("{}, {a} to {b}", shared::format::label(name)));
-    }
-    match (filters["date_from"].as_str(), filters["date_to"].as_str()) {
-        (Some(a), Some(b)) => Some(format!("{a} to {b}")),
-        (Some(a), None) => Some(format!("from {a}")),
-        (None, Some(b)) => Some(format!("up to {b}")),
-        _ => None,
+    match (Report { data: report }).period(filters) {
+        (Some(name), Some(dates)) => Some(format!("{name}, {dates}")),
+        (name, dates) => dates.or(name),
     }
 }
 
