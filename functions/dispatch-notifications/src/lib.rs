@@ -153,6 +153,7 @@ pub async fn deliver(
                 ))
             })?;
         let payload = with_signed_links(&n.payload, config).await?;
+        let payload = with_action_links(&payload, config, clock.now_unix_secs())?;
         let rendered = match render(&chosen.parts, &n.channel, &payload) {
             Err(broken) if chosen.fallback.is_some() => {
                 // The tenant's own template is broken: send the default rather
@@ -259,6 +260,60 @@ pub async fn with_signed_links(
                 e => SendError::transient(format!("signing {bucket}/{path}: {}", e.code())),
             })?;
         out[field.as_str()] = Value::String(url);
+    }
+    Ok(out)
+}
+
+/// The purposes an outbox row may ask [`with_action_links`] to sign: links
+/// to this project's public functions that act for the recipient.
+pub const ACTION_PURPOSES: &[(&str, &str)] = &[("recall_response", "recall-response")];
+/// How long an action link works: a recall notice may be answered months later.
+pub const ACTION_LINK_SECS: i64 = 365 * 24 * 3600;
+
+/// The payload with each `action_links` entry (`{"<field>": {"function",
+/// "purpose", "subject"}}`) made into a signed link to that public function
+/// (`LINK_SIGNING_SECRET`, [`shared::signed_link`]), valid
+/// [`ACTION_LINK_SECS`] from `now`, in `payload[<field>]`. Only the pairs in
+/// [`ACTION_PURPOSES`] are signed: an outbox row cannot mint an unsubscribe
+/// link, or any other, for someone else.
+pub fn with_action_links(
+    payload: &Value,
+    config: &Config,
+    now: i64,
+) -> std::result::Result<Value, SendError> {
+    let Some(links) = payload.get("action_links").and_then(Value::as_object) else {
+        return Ok(payload.clone());
+    };
+    let secrets = config.secrets(shared::campaign::LINK_SECRETS_VAR);
+    let secret = secrets.first().ok_or_else(|| {
+        SendError::transient(format!(
+            "{} is not set: the message's links cannot be signed",
+            shared::campaign::LINK_SECRETS_VAR
+        ))
+    })?;
+    let mut out = payload.clone();
+    for (field, link) in links {
+        let part = |k: &str| {
+            link.get(k)
+                .and_then(Value::as_str)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| SendError::permanent(format!("action_links.{field} has no {k}")))
+        };
+        let (function, purpose, subject) = (part("function")?, part("purpose")?, part("subject")?);
+        if !ACTION_PURPOSES.contains(&(purpose, function)) {
+            return Err(SendError::permanent(format!(
+                "action_links.{field}: {purpose} links to {function} are not signed here"
+            )));
+        }
+        let token =
+            shared::signed_link::sign(secret.as_bytes(), purpose, subject, now + ACTION_LINK_SECS)
+                .map_err(|e| {
+                    SendError::permanent(format!("action_links.{field}: {}", e.message()))
+                })?;
+        out[field.as_str()] = Value::String(format!(
+            "{}/{function}?token={token}",
+            config.public_functions_url
+        ));
     }
     Ok(out)
 }
@@ -465,6 +520,34 @@ mod tests {
     use shared::serde_json;
     use std::collections::BTreeMap;
     use std::time::Duration;
+
+    #[test]
+    fn action_links_are_signed_for_their_purpose_only() {
+        let c = config(&[("LINK_SIGNING_SECRET", "k2,k1")]);
+        let payload = json!({"action_links": {"response_url": {
+            "function": "recall-response", "purpose": "recall_response", "subject": "abc"}}, "x": 1});
+        let out = with_action_links(&payload, &c, 1_000).unwrap();
+        let url = out["response_url"].as_str().unwrap();
+        let prefix = format!("{}/recall-response?token=", c.public_functions_url);
+        let token = url.strip_prefix(&prefix).expect(url);
+        let link =
+            shared::signed_link::verify(&[b"k1", b"k2"], "recall_response", token, 1_000).unwrap();
+        assert_eq!(link.subject, "abc");
+        assert_eq!(link.expires_at, 1_000 + ACTION_LINK_SECS);
+        assert_eq!(out["x"], 1);
+        let forged = json!({"action_links": {"u": {"function": "unsubscribe", "purpose": "unsubscribe", "subject": "c:email"}}});
+        let e = with_action_links(&forged, &c, 1_000).unwrap_err();
+        assert!(e.is_permanent(), "an outbox row cannot mint other links");
+        let e = with_action_links(&payload, &config(&[]), 1_000).unwrap_err();
+        assert!(
+            !e.is_permanent(),
+            "a missing key waits for the configuration"
+        );
+        assert_eq!(
+            with_action_links(&json!({"a": 1}), &c, 0).unwrap(),
+            json!({"a": 1})
+        );
+    }
 
     fn config(extra: &[(&str, &str)]) -> Config {
         let mut env: BTreeMap<String, String> = [

@@ -13,7 +13,7 @@ select is(
     'product-images:true:5242880:image/jpeg,image/png,image/webp',
     'purchase-orders:false:10485760:application/pdf',
     'quality-control:false:20971520:application/pdf',
-    'recall-reports:false:10485760:application/pdf',
+    'recall-reports:false:10485760:application/pdf,application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
     'reports:false:52428800:application/pdf,application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
     'support-attachments:false:10485760:application/pdf,image/*,text/*'],
   'the nine buckets, with their public flag, size limit and MIME types');
