@@ -160,9 +160,17 @@ build_functions() {
     wasm-bindgen --target deno --out-dir "$out" "$(cargo_target_dir)/wasm32-unknown-unknown/release/$crate.wasm"
     # binaryen from npm; Debian's is too old for wasm-bindgen's externref table.
     # Explicit features: --all-features makes Deno reject the module.
-    wasm-opt -Oz --enable-reference-types --enable-bulk-memory --enable-sign-ext \
-      --enable-mutable-globals --enable-nontrapping-float-to-int --enable-multivalue \
-      "$out/${crate}_bg.wasm" -o "$out/${crate}_bg.wasm"
+    # Once more if it dies: binaryen's npm build has been seen to trap, rarely,
+    # on a busy machine, and the same input then optimises fine.
+    local attempt
+    for attempt in 1 2; do
+      wasm-opt -Oz --enable-reference-types --enable-bulk-memory --enable-sign-ext \
+        --enable-mutable-globals --enable-nontrapping-float-to-int --enable-multivalue \
+        "$out/${crate}_bg.wasm" -o "$out/${crate}_bg.wasm.opt" && break
+      [ "$attempt" = 2 ] && return 1
+      log "wasm-opt failed on $name; once more"
+    done
+    mv "$out/${crate}_bg.wasm.opt" "$out/${crate}_bg.wasm"
     printf '%-28s %12s %12s\n' "$name" "$(stat -c %s "$out/${crate}_bg.wasm")" \
       "$(gzip -9c "$out/${crate}_bg.wasm" | wc -c)" >&2
   done

@@ -195,6 +195,11 @@ declare
   r public.wholesale_inventory%rowtype := old;
   left_after numeric := case when tg_op = 'DELETE' then 0 else new.quantity end;
 begin
+  -- A product or tenant being deleted takes its lots with it (a cascade,
+  -- fired from a foreign key's trigger): nothing to protect then.
+  if tg_op = 'DELETE' and pg_trigger_depth() > 1 then
+    return old;
+  end if;
   if tg_op = 'UPDATE' and (new.quantity >= old.quantity and new.product_id = old.product_id
                            and new.warehouse_id = old.warehouse_id) then
     return new;
@@ -751,7 +756,8 @@ begin
   ) x;
 
   -- Put the stock back where it came from: the warehouse, and the lot (or
-  -- quarantine, when that lot is quarantined or recalled by now).
+  -- quarantine, when that lot is quarantined or recalled by now), units of
+  -- recalled or quarantined lots first.
   perform private.lock_stock(tenant, array(
     select i.product_id from public.wholesale_order_items i
     where i.id in (select (l ->> 'order_item_id')::uuid from jsonb_array_elements(payload -> 'items') l)));
@@ -768,7 +774,11 @@ begin
       join public.warehouses w on w.id = a.warehouse_id
       left join public.batches b on b.id = a.batch_id
       where a.order_item_id = line.id and a.quantity > a.returned_quantity
-      order by w.priority, w.name, w.id, b.expires_on nulls last, a.batch_id nulls last
+      -- Units of a recalled or quarantined lot first: a client returning
+      -- after a recall notice returns those, and they must not go back on
+      -- sale as another lot's.
+      order by coalesce(b.status in ('recalled', 'quarantined'), false) desc,
+               w.priority, w.name, w.id, b.expires_on nulls last, a.batch_id nulls last
     loop
       exit when left_to_restock = 0;
       put := least(left_to_restock, alloc.open);
@@ -989,7 +999,7 @@ begin
   on conflict (tenant_id, product_id, lot_number) do nothing;
   select * into lot from public.batches b
   where b.tenant_id = tenant and b.product_id = product and b.lot_number = trim(payload ->> 'lot_number')
-  for update;
+  for no key update;
   if lot.status <> 'available' then
     perform private.raise_api_error(409, 'LOT_NOT_AVAILABLE',
       format('lot %s is %s: it cannot receive stock', lot.lot_number, lot.status),
@@ -1035,7 +1045,9 @@ declare
   moved numeric;
 begin
   perform private.lock_stock(tenant, array(select b.product_id from public.batches b where b.id = any (lots)));
-  perform 1 from public.batches b where b.id = any (lots) order by b.id for update;
+  -- NO KEY: rows that point at a lot (a test, a recall) take KEY SHARE on it
+  -- before the stock locks; only status and counts change here.
+  perform 1 from public.batches b where b.id = any (lots) order by b.id for no key update;
   with shelf as (
     select bi.id, bi.batch_id, bi.product_id, bi.warehouse_id, bi.quantity
     from public.batch_inventory bi
@@ -1151,7 +1163,9 @@ grant execute on function public.record_quality_test(jsonb) to authenticated, se
  * quarantine: 'release' puts the stock back on the shelf in its lot and
  * warehouse (the lot becomes 'available' again once nothing of it is held);
  * 'destroy' records it destroyed. A recalled lot's stock can only be
- * destroyed (CE409 LOT_RECALLED). Audited. Returns the row as JSON.
+ * destroyed (CE409 LOT_RECALLED), and a lot whose latest quality test failed
+ * is released only after a passing one (CE409 QUALITY_TEST_FAILED). Audited.
+ * Returns the row as JSON.
  * Raises CEN04 for a row not found (or another tenant's), CE409
  * QUARANTINE_RESOLVED when it was already released or destroyed.
  */
@@ -1177,11 +1191,17 @@ begin
   end if;
   perform private.require_role(q.tenant_id, 'admin');
   perform private.lock_stock(q.tenant_id, array[q.product_id]);
-  select * into lot from public.batches b where b.id = q.batch_id for update;
+  select * into lot from public.batches b where b.id = q.batch_id for no key update;
   select * into q from public.quarantined_inventory x where x.id = quarantine_id for update;
   if q.status <> 'quarantined' then
     perform private.raise_api_error(409, 'QUARANTINE_RESOLVED', format('this stock was already %s', q.status),
       jsonb_build_object('id', q.id, 'status', q.status));
+  end if;
+  if action = 'release' and (select t.status from public.quality_control_tests t where t.batch_id = lot.id
+                             order by t.created_at desc, t.id desc limit 1) = 'failed' then
+    perform private.raise_api_error(409, 'QUALITY_TEST_FAILED',
+      format('lot %s last failed its quality test: record a passing test before releasing its stock', lot.lot_number),
+      jsonb_build_object('batch_id', lot.id));
   end if;
   if action = 'release' and lot.status = 'recalled' then
     perform private.raise_api_error(409, 'LOT_RECALLED',
@@ -1223,9 +1243,15 @@ language sql
 security definer
 set search_path = ''
 as $$
-  with gone as (
-    update public.batches b set status = 'expired'
+  with due as (
+    -- In id order, skipping lots someone holds (tomorrow's run takes them):
+    -- never crossing a recall's locks.
+    select b.id from public.batches b
     where b.status in ('available', 'on_hold') and b.expires_on < private.tenant_today(b.tenant_id)
+    order by b.id
+    for no key update skip locked
+  ), gone as (
+    update public.batches b set status = 'expired' from due where b.id = due.id
     returning 1)
   select count(*)::integer from gone
 $$;

@@ -98,6 +98,29 @@ grant select on public.batch_recalls, public.recall_consignees, public.recall_no
 grant update (status, reminder_after_days) on public.batch_recalls to authenticated;
 grant all on public.batch_recalls, public.recall_consignees, public.recall_notifications to service_role;
 
+/*
+ * private.guard_recall_write(): closing a recall, or changing when its
+ * reminders go, is an admin's or an owner's (CEA03 otherwise), like starting
+ * one. The service role and the database owner are not users.
+ */
+create or replace function private.guard_recall_write()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  if (select auth.uid()) is not null then
+    perform private.require_role(new.tenant_id, 'admin');
+  end if;
+  return new;
+end
+$$;
+revoke all on function private.guard_recall_write() from public;
+drop trigger if exists guard_recall_write on public.batch_recalls;
+create trigger guard_recall_write before update of status, reminder_after_days on public.batch_recalls
+  for each row execute function private.guard_recall_write();
+
 -- The spreadsheet of the trace goes next to the PDF.
 update storage.buckets
 set allowed_mime_types = array['application/pdf', 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet']
@@ -280,8 +303,8 @@ revoke all on function private.queue_recall_notices(public.batch_recalls, public
  * - inserts batch_recalls (id = recall_id);
  * - quarantines every unit of those lots still on the shelf (status
  *   'recalled'; source 'recall');
- * - derives the consignees: each client of a non-cancelled order allocated
- *   units of those lots, with the quantity shipped and returned, the order
+ * - derives the consignees: each client of an order allocated units of
+ *   those lots, with the quantity shipped and returned, the order
  *   numbers and the first and last dates; plus, for the recalled products'
  *   untracked stock, each client shipped it between the lot's production (or
  *   receipt) and its expiry (match 'product_window');
@@ -320,8 +343,6 @@ declare
   products uuid[];
   lots uuid[];
   missing jsonb;
-  window_from timestamptz;
-  window_to timestamptz;
   moved numeric;
   c public.recall_consignees%rowtype;
   queued integer := 0;
@@ -369,14 +390,28 @@ begin
       perform private.raise_error('CEN04', 'product not found',
         jsonb_build_object('resource', 'product', 'ids', missing));
     end if;
+    -- Each product named must have this lot, and the lot named must be one of them.
+    select coalesce(jsonb_agg(x), '[]') into missing from unnest(products) x
+    where not exists (select 1 from public.batches b
+                      where b.tenant_id = tenant and b.product_id = x and b.lot_number = lot.lot_number);
+    if missing <> '[]' or not lot.product_id = any (products) then
+      perform private.raise_error('CEV01', 'the request has invalid fields', jsonb_build_object('product_ids',
+        format('must include the product of batch_id and only products with a lot %s (%s have none)',
+               lot.lot_number, case when missing = '[]' then 'all others' else missing::text end)));
+    end if;
   else
     select array_agg(b.product_id order by b.product_id) into products
     from public.batches b where b.tenant_id = tenant and b.lot_number = lot.lot_number;
   end if;
+
+  -- The stock locks first (as every order takes them), then the lots; only
+  -- then are the lots' statuses read, so two recalls of one lot never both
+  -- go on: the second sees the first's 'recalled' and stops.
+  perform private.lock_stock(tenant, products);
   select coalesce(array_agg(b.id order by b.id), '{}') into lots
   from public.batches b
   where b.tenant_id = tenant and b.lot_number = lot.lot_number and b.product_id = any (products);
-
+  perform 1 from public.batches b where b.id = any (lots) order by b.id for no key update;
   if exists (select 1 from public.batches b where b.id = any (lots) and b.status = 'recalled') then
     perform private.raise_api_error(409, 'LOT_ALREADY_RECALLED',
       format('lot %s is already recalled', lot.lot_number),
@@ -384,29 +419,29 @@ begin
                                      where r.tenant_id = tenant and r.batch_ids && lots)));
   end if;
 
-  -- Quarantine first: it takes the stock locks, after which every order that
-  -- took these lots has committed and is seen below.
+  -- With the stock locks held, every order that took these lots has
+  -- committed and is seen below, and no other can take them.
   moved := private.quarantine_lots(tenant, lots, 'recalled',
-    format('recall %s: %s', payload ->> 'recall_id', trim(payload ->> 'recall_reason')), 'recall',
+    left(format('recall %s: %s', payload ->> 'recall_id', trim(payload ->> 'recall_reason')), 2000), 'recall',
     null, (payload ->> 'recall_id')::uuid);
 
   update public.batch_recalls r
   set batch_ids = lots, product_ids = products, recall_reason = trim(payload ->> 'recall_reason'),
       scope = payload ->> 'scope', classification = payload ->> 'classification',
       hazard = nullif(trim(payload ->> 'hazard'), ''), instructions = nullif(trim(payload ->> 'instructions'), ''),
-      channels = coalesce(array(select jsonb_array_elements_text(payload -> 'channels')), array['email', 'sms']),
+      channels = case when jsonb_typeof(payload -> 'channels') = 'array'
+                      then array(select jsonb_array_elements_text(payload -> 'channels'))
+                      else array['email', 'sms'] end,
       reminder_after_days = coalesce((payload ->> 'reminder_after_days')::int, 3),
       quarantined_quantity = moved, initiated_by = caller
   where r.id = (payload ->> 'recall_id')::uuid
   returning * into rec;
-  if rec.channels = '{}' then
-    update public.batch_recalls r set channels = array['email', 'sms'] where r.id = rec.id returning * into rec;
-  end if;
 
-  select min(coalesce(b.produced_on::timestamptz, b.created_at)), max(b.expires_on + 1)::timestamptz
-  into window_from, window_to
-  from public.batches b where b.id = any (lots);
-
+  -- Every order, whatever its status: cancelling an order does not put its
+  -- stock back, so a cancelled order's units may be with its client. Untracked
+  -- units of a recalled product count while that product's lot was on sale:
+  -- from its production (or receipt) to the day after its expiry (open when
+  -- it has none).
   insert into public.recall_consignees (tenant_id, recall_id, client_id, match, quantity_shipped,
     quantity_returned, order_numbers, first_shipped_at, last_shipped_at)
   select tenant, rec.id, x.client_id, min(x.match), sum(x.quantity), sum(x.returned),
@@ -417,10 +452,17 @@ begin
     from public.wholesale_order_allocations a
     join public.wholesale_order_items i on i.id = a.order_item_id
     join public.wholesale_orders o on o.id = i.order_id
-    where a.tenant_id = tenant and o.status <> 'cancelled'
+    left join (
+      select b.product_id, min(coalesce(b.produced_on::timestamptz, b.created_at)) as opened,
+             case when bool_or(b.expires_on is null) then null
+                  else max(b.expires_on + 1)::timestamptz end as closed
+      from public.batches b where b.id = any (lots)
+      group by b.product_id
+    ) sale on sale.product_id = i.product_id
+    where a.tenant_id = tenant
       and (a.batch_id = any (lots)
-           or (a.batch_id is null and i.product_id = any (products)
-               and o.created_at >= window_from and (window_to is null or o.created_at < window_to)))
+           or (a.batch_id is null and sale.product_id is not null
+               and o.created_at >= sale.opened and (sale.closed is null or o.created_at < sale.closed)))
   ) x
   group by x.client_id;
 

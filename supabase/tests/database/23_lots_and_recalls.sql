@@ -148,6 +148,11 @@ select throws_ok(format($$select public.resolve_quarantine('%s', 'release')$$,
 select tests.act_as_owner();
 update public.tenant_users set role = 'admin' where user_id = '0a000000-0000-4000-8000-000000000001';
 select tests.act_as('0a000000-0000-4000-8000-000000000001');
+select throws_ok(format($$select public.resolve_quarantine('%s', 'release')$$,
+  (select id from public.quarantined_inventory where source = 'quality_test' limit 1)), 'CE409',
+  'lot L-SOON last failed its quality test: record a passing test before releasing its stock',
+  'a lot that failed its test is released only after a passing one');
+select public.record_quality_test(jsonb_build_object('batch_id', pg_temp.lot('L-SOON'), 'status', 'passed'));
 select public.resolve_quarantine(id, 'release', 'retested clean') from public.quarantined_inventory
 where batch_id = pg_temp.lot('L-SOON') and status = 'quarantined';
 select throws_ok(format($$select public.resolve_quarantine('%s', 'destroy')$$,
@@ -214,6 +219,13 @@ select is((pg_temp.recall() ->> 'replayed')::boolean, true, 'the same recall aga
 select throws_ok($$select pg_temp.recall('Another reason')$$, 'CEI22', null, 'the same id with another body is refused');
 select throws_ok($$select pg_temp.recall(id => 'aa000000-0000-4000-8000-000000000002')$$, 'CE409', null,
   'a recalled lot cannot be recalled again under a new id');
+select throws_ok($$select public.start_recall(jsonb_build_object('recall_id', gen_random_uuid(),
+    'batch_id', pg_temp.lot('L-SOON'), 'recall_reason', 'x', 'scope', 'specific',
+    'product_ids', jsonb_build_array('4a000000-0000-4000-8000-000000000001')))$$, 'CEV01', null,
+  'scope specific must name the lot''s products');
+select tests.act_as_owner();
+select is((select status from public.batches where id = pg_temp.lot('L-SOON')), 'available', 'and recalls nothing otherwise');
+select tests.act_as('0a000000-0000-4000-8000-000000000001');
 select tests.act_as_owner();
 select is((select count(*) from public.notification_outbox where template = 'recall_notice'), 3::bigint,
   'the replay notified nobody');
@@ -223,13 +235,24 @@ select is((select count(*) from public.batch_recalls), 1::bigint, 'and recorded 
 select tests.act_as('0a000000-0000-4000-8000-000000000001');
 select throws_ok($$select public.create_wholesale_order(tests.order_payload(product => '4a000000-0000-4000-8000-000000000003',
   quantity => 4))$$, 'CES01', null, 'only 3 units (L-SOON) can be ordered now');
-select pg_temp.ret(9);
+select pg_temp.ret(2);
 select tests.act_as_owner();
 select is((select sum(quantity) from public.quarantined_inventory where batch_id = pg_temp.lot('L-LATE') and source = 'return'
            and recall_id = 'aa000000-0000-4000-8000-000000000001'), 2.00,
-  'returned units of a recalled lot go to quarantine, under the recall');
+  'a return takes back the recalled lot''s units first, into quarantine under the recall');
+select is(pg_temp.shelf('L-SOON', '3a000000-0000-4000-8000-000000000001'), 3.00,
+  'and none of them goes on sale as another lot''s');
 select is(pg_temp.unbalanced_lots(), 0::bigint, 'lots balance at the end');
 select is(pg_temp.short_rows(), 0::bigint, 'every stock row still holds its lots');
+
+-- Closing a recall is an admin's.
+select tests.act_as_owner();
+update public.tenant_users set role = 'member' where user_id = '0a000000-0000-4000-8000-000000000001';
+select tests.act_as('0a000000-0000-4000-8000-000000000001');
+select throws_ok($$update public.batch_recalls set status = 'terminated'$$, 'CEA03', null,
+  'a member cannot close a recall');
+select tests.act_as_owner();
+update public.tenant_users set role = 'admin' where user_id = '0a000000-0000-4000-8000-000000000001';
 
 -- Responses and effectiveness.
 select is(public.recall_effectiveness('aa000000-0000-4000-8000-000000000001') - 'recall_id',
