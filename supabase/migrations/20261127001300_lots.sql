@@ -954,8 +954,8 @@ begin
     end loop;
     if jsonb_typeof(payload -> 'lot_number') is distinct from 'string'
        or length(trim(payload ->> 'lot_number')) not between 1 and 100
-       or payload ->> 'lot_number' ~ '[[:cntrl:]]' then
-      errors := errors || '{"lot_number": "must be 1 to 100 characters, without control characters"}';
+       or payload ->> 'lot_number' ~ '[[:cntrl:]\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]' then
+      errors := errors || '{"lot_number": "must be 1 to 100 characters, without control or invisible characters"}';
     end if;
     if errors = '{}' and (payload ->> 'expires_on')::date < (payload ->> 'produced_on')::date then
       errors := errors || '{"expires_on": "must not be before produced_on"}';
@@ -1012,6 +1012,11 @@ begin
       jsonb_build_object('batch_id', lot.id, 'produced_on', lot.produced_on, 'expires_on', lot.expires_on));
   end if;
 
+  if (select i.quantity from public.wholesale_inventory i
+      where i.product_id = product and i.warehouse_id = warehouse) + qty > 99999999.99 then
+    perform private.raise_error('CEV01', 'the request has invalid fields',
+      '{"quantity": "would take this product''s stock in the warehouse over 99999999.99"}');
+  end if;
   insert into public.batch_inventory as bi (tenant_id, batch_id, product_id, warehouse_id, quantity)
   values (tenant, lot.id, product, warehouse, qty)
   on conflict (batch_id, warehouse_id) do update set quantity = bi.quantity + excluded.quantity;
@@ -1062,7 +1067,9 @@ begin
   )
   select coalesce(sum(quantity), 0) into moved from held;
   update public.batch_inventory bi set quantity = 0 where bi.batch_id = any (lots) and bi.quantity > 0;
-  update public.batches b set status = new_status where b.id = any (lots);
+  -- Read under the lock: a lot recalled meanwhile stays recalled.
+  update public.batches b set status = case when b.status = 'recalled' then 'recalled' else new_status end
+  where b.id = any (lots);
   return moved;
 end
 $$;
@@ -1120,9 +1127,6 @@ begin
        or length(path) > 1024 then
       errors := errors || '{"certificate_path": "must be a path of at most 1024 characters"}';
     end if;
-    if position(chr(92) || 'u0000' in payload::text) > 0 then
-      errors := errors || '{"body": "must not contain NUL (\\u0000) characters"}';
-    end if;
   end if;
   caller := private.begin_request(errors, null);
   select * into lot from public.batches b where b.id = (payload ->> 'batch_id')::uuid;
@@ -1140,13 +1144,14 @@ begin
         'must name a file uploaded to the quality-control bucket under your tenant''s folder'));
   end if;
   insert into public.quality_control_tests
-    (tenant_id, batch_id, product_id, file_url, test_results, expiration_date, status, recorded_by)
+    (tenant_id, batch_id, product_id, file_url, test_results, expiration_date, status, recorded_by, created_at)
   values (lot.tenant_id, lot.id, lot.product_id, case when path is not null then 'quality-control/' || path end,
-    payload -> 'test_results', (payload ->> 'expiration_date')::date, payload ->> 'status', caller)
+    payload -> 'test_results', (payload ->> 'expiration_date')::date, payload ->> 'status', caller,
+    -- the clock, not the transaction's start: "the latest test" is well defined
+    clock_timestamp())
   returning * into test;
   if test.status = 'failed' then
-    moved := private.quarantine_lots(lot.tenant_id, array[lot.id],
-      case when lot.status = 'recalled' then 'recalled' else 'quarantined' end,
+    moved := private.quarantine_lots(lot.tenant_id, array[lot.id], 'quarantined',
       format('quality test %s failed', test.id), 'quality_test', test.id);
   end if;
   insert into public.audit_log (tenant_id, actor_id, action, entity_type, entity_id, details)
@@ -1163,8 +1168,8 @@ grant execute on function public.record_quality_test(jsonb) to authenticated, se
  * quarantine: 'release' puts the stock back on the shelf in its lot and
  * warehouse (the lot becomes 'available' again once nothing of it is held);
  * 'destroy' records it destroyed. A recalled lot's stock can only be
- * destroyed (CE409 LOT_RECALLED), and a lot whose latest quality test failed
- * is released only after a passing one (CE409 QUALITY_TEST_FAILED). Audited.
+ * destroyed (CE409 LOT_RECALLED), and a lot that failed a quality test is
+ * released only when its latest test passed (CE409 QUALITY_TEST_FAILED). Audited.
  * Returns the row as JSON.
  * Raises CEN04 for a row not found (or another tenant's), CE409
  * QUARANTINE_RESOLVED when it was already released or destroyed.
@@ -1197,8 +1202,10 @@ begin
     perform private.raise_api_error(409, 'QUARANTINE_RESOLVED', format('this stock was already %s', q.status),
       jsonb_build_object('id', q.id, 'status', q.status));
   end if;
-  if action = 'release' and (select t.status from public.quality_control_tests t where t.batch_id = lot.id
-                             order by t.created_at desc, t.id desc limit 1) = 'failed' then
+  if action = 'release'
+     and exists (select 1 from public.quality_control_tests t where t.batch_id = lot.id and t.status = 'failed')
+     and (select t.status from public.quality_control_tests t where t.batch_id = lot.id
+          order by t.created_at desc, t.id desc limit 1) <> 'passed' then
     perform private.raise_api_error(409, 'QUALITY_TEST_FAILED',
       format('lot %s last failed its quality test: record a passing test before releasing its stock', lot.lot_number),
       jsonb_build_object('batch_id', lot.id));

@@ -196,9 +196,6 @@ begin
                       and (payload ->> 'reminder_after_days')::int between 1 and 90, false) then
     errors := errors || '{"reminder_after_days": "must be a whole number of days from 1 to 90"}';
   end if;
-  if position(chr(92) || 'u0000' in payload::text) > 0 then
-    errors := errors || '{"body": "must not contain NUL (\\u0000) characters"}';
-  end if;
   return errors;
 end
 $$;
@@ -365,7 +362,11 @@ begin
 
   -- The recall id is the idempotency key. A twin in flight holds the id's
   -- index entry: this insert waits for it, then finds the row.
-  hash := encode(sha256(convert_to(payload::text, 'UTF8')), 'hex');
+  -- Over the request as it means: ids in one case, the reason trimmed, nulls
+  -- as absent; the same recall written differently is the same recall.
+  hash := encode(sha256(convert_to((jsonb_strip_nulls(payload) || jsonb_build_object(
+    'recall_id', lower(payload ->> 'recall_id'), 'batch_id', lower(payload ->> 'batch_id'),
+    'recall_reason', trim(payload ->> 'recall_reason')))::text, 'UTF8')), 'hex');
   insert into public.batch_recalls (id, tenant_id, batch_id, batch_ids, lot_number, product_ids, recall_reason,
     scope, request_hash)
   values ((payload ->> 'recall_id')::uuid, tenant, lot.id, '{}', lot.lot_number, '{}', 'pending', 'all', hash)
@@ -501,7 +502,7 @@ grant execute on function public.start_recall(jsonb) to authenticated, service_r
  *   response_rate = consignees who responded ÷ consignees notified;
  *   recovery_rate = (reported returned + destroyed + on hand) ÷ shipped,
  * with the counts and quantities behind them. Rates are null while their
- * denominator is zero.
+ * denominator is zero. Null for a recall the caller cannot see.
  */
 create or replace function public.recall_effectiveness(recall_id uuid)
 returns jsonb
@@ -523,6 +524,8 @@ as $$
                                + coalesce(c.reported_on_hand, 0)) / nullif(sum(c.quantity_shipped), 0), 4))
   from public.recall_consignees c
   where c.recall_id = recall_effectiveness.recall_id
+  -- null for a recall the caller cannot see (or that does not exist)
+  having exists (select 1 from public.batch_recalls r where r.id = recall_effectiveness.recall_id)
 $$;
 revoke all on function public.recall_effectiveness(uuid) from public, anon;
 grant execute on function public.recall_effectiveness(uuid) to authenticated, service_role;

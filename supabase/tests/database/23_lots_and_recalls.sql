@@ -148,10 +148,11 @@ select throws_ok(format($$select public.resolve_quarantine('%s', 'release')$$,
 select tests.act_as_owner();
 update public.tenant_users set role = 'admin' where user_id = '0a000000-0000-4000-8000-000000000001';
 select tests.act_as('0a000000-0000-4000-8000-000000000001');
+select public.record_quality_test(jsonb_build_object('batch_id', pg_temp.lot('L-SOON'), 'status', 'pending'));
 select throws_ok(format($$select public.resolve_quarantine('%s', 'release')$$,
   (select id from public.quarantined_inventory where source = 'quality_test' limit 1)), 'CE409',
   'lot L-SOON last failed its quality test: record a passing test before releasing its stock',
-  'a lot that failed its test is released only after a passing one');
+  'a lot that failed its test is released only after a passing one (a pending one is not enough)');
 select public.record_quality_test(jsonb_build_object('batch_id', pg_temp.lot('L-SOON'), 'status', 'passed'));
 select public.resolve_quarantine(id, 'release', 'retested clean') from public.quarantined_inventory
 where batch_id = pg_temp.lot('L-SOON') and status = 'quarantined';
@@ -161,7 +162,7 @@ select throws_ok(format($$select public.resolve_quarantine('%s', 'destroy')$$,
 select tests.act_as_owner();
 select is((select status from public.batches where id = pg_temp.lot('L-SOON')), 'available', 'released, the lot is available');
 select is(pg_temp.shelf('L-SOON', '3a000000-0000-4000-8000-000000000001'), 3.00, 'its stock is back on the shelf');
-select is((select count(*) from public.audit_log where action = 'quarantine.released'), 2::bigint, 'each release is audited');
+select is((select count(*) from public.audit_log where action = 'quarantine.released' and tenant_id = '1a000000-0000-4000-8000-000000000001'), 2::bigint, 'each release is audited');
 select is(pg_temp.unbalanced_lots(), 0::bigint, 'lots balance after release');
 
 -- Five more of L-LATE arrive in A2 before the recall.
@@ -204,12 +205,12 @@ select is((select sum(quantity) from public.batch_inventory where batch_id = pg_
   'none of it is left on the shelf');
 select is((select sum(quantity) from public.quarantined_inventory where recall_id = 'aa000000-0000-4000-8000-000000000001'),
   5.00, 'its stock is quarantined under the recall');
-select is((select count(*) from public.notification_outbox where template = 'recall_notice'), 3::bigint,
+select is((select count(*) from public.notification_outbox where template = 'recall_notice' and tenant_id = '1a000000-0000-4000-8000-000000000001'), 3::bigint,
   'CA by email and SMS, CA2 by email');
 select ok((select bool_and((payload ->> 'urgent')::boolean and payload ->> 'lot_number' = 'L-LATE'
              and payload #>> '{action_links,response_url,purpose}' = 'recall_response'
              and payload ->> 'hazard' = 'Anaphylaxis' and payload ->> 'instructions' = 'Destroy and report')
-           from public.notification_outbox where template = 'recall_notice'),
+           from public.notification_outbox where template = 'recall_notice' and tenant_id = '1a000000-0000-4000-8000-000000000001'),
   'each notice carries the 21 CFR 7.49 content and a response link');
 select is(pg_temp.unbalanced_lots(), 0::bigint, 'lots balance after the recall');
 
@@ -227,9 +228,9 @@ select tests.act_as_owner();
 select is((select status from public.batches where id = pg_temp.lot('L-SOON')), 'available', 'and recalls nothing otherwise');
 select tests.act_as('0a000000-0000-4000-8000-000000000001');
 select tests.act_as_owner();
-select is((select count(*) from public.notification_outbox where template = 'recall_notice'), 3::bigint,
+select is((select count(*) from public.notification_outbox where template = 'recall_notice' and tenant_id = '1a000000-0000-4000-8000-000000000001'), 3::bigint,
   'the replay notified nobody');
-select is((select count(*) from public.batch_recalls), 1::bigint, 'and recorded no second recall');
+select is((select count(*) from public.batch_recalls where tenant_id = '1a000000-0000-4000-8000-000000000001'), 1::bigint, 'and recorded no second recall');
 
 -- After the recall: L-LATE is never allocated; a return of it goes to quarantine.
 select tests.act_as('0a000000-0000-4000-8000-000000000001');
@@ -244,6 +245,13 @@ select is(pg_temp.shelf('L-SOON', '3a000000-0000-4000-8000-000000000001'), 3.00,
   'and none of them goes on sale as another lot''s');
 select is(pg_temp.unbalanced_lots(), 0::bigint, 'lots balance at the end');
 select is(pg_temp.short_rows(), 0::bigint, 'every stock row still holds its lots');
+
+-- A failed test on a recalled lot leaves it recalled.
+select tests.act_as('0a000000-0000-4000-8000-000000000001');
+select public.record_quality_test(jsonb_build_object('batch_id', pg_temp.lot('L-LATE'), 'status', 'failed'));
+select tests.act_as_owner();
+select is((select status from public.batches where id = pg_temp.lot('L-LATE')), 'recalled',
+  'a failed test never turns a recalled lot back into a quarantined one');
 
 -- Closing a recall is an admin's.
 select tests.act_as_owner();
@@ -291,6 +299,8 @@ select is((select count(*) from jsonb_array_elements(public.recall_report('aa000
 select tests.act_as('0b000000-0000-4000-8000-000000000001');
 select throws_ok($$select public.recall_report('aa000000-0000-4000-8000-000000000001')$$, 'CEN04', null,
   'another tenant''s recall is not found');
+select is(public.recall_effectiveness('aa000000-0000-4000-8000-000000000001'), null,
+  'nor are its figures');
 select tests.act_as_owner();
 
 -- RLS and grants.
