@@ -202,13 +202,12 @@ $$;
 revoke all on function private.recall_payload_errors(jsonb) from public;
 
 /*
- * private.recall_notice(recall, consignee, kind): the outbox payload of a
- * notice: 21 CFR 7.49's content (product and size, lot codes, reason, hazard,
- * instructions; marked urgent), what the consignee was shipped, and a
- * response link the dispatcher signs when it sends (action_links). No
- * promotional content: the template has none and takes none.
+ * private.recall_notice(recall): the part of a notice's outbox payload every
+ * consignee shares: 21 CFR 7.49's content (marked urgent; product and size,
+ * lot codes, reason, hazard, instructions). No promotional content: the
+ * template has none and takes none.
  */
-create or replace function private.recall_notice(r public.batch_recalls, c public.recall_consignees, kind text)
+create or replace function private.recall_notice(r public.batch_recalls)
 returns jsonb
 language sql
 stable
@@ -216,11 +215,9 @@ set search_path = ''
 as $$
   select jsonb_build_object(
     'urgent', true,
-    'reminder', kind = 'reminder',
     'recall_id', r.id,
     'classification', r.classification,
     'business_name', (select t.business_name from public.tenants t where t.id = r.tenant_id),
-    'client_name', cl.name,
     'products', (select jsonb_agg(jsonb_build_object('name', p.name, 'sku', p.sku) order by p.name)
                  from public.products p where p.id = any (r.product_ids)),
     'lot_number', r.lot_number,
@@ -230,64 +227,68 @@ as $$
              where b.id = any (r.batch_ids)),
     'recall_reason', r.recall_reason,
     'hazard', coalesce(r.hazard, ''),
-    'instructions', coalesce(r.instructions, ''),
-    'quantity_shipped', c.quantity_shipped,
-    'order_numbers', array_to_string(c.order_numbers, ', '),
-    'action_links', jsonb_build_object('response_url', jsonb_build_object(
-      'function', 'recall-response', 'purpose', 'recall_response', 'subject', c.id)))
-  from public.wholesale_clients cl
-  where cl.id = c.client_id
+    'instructions', coalesce(r.instructions, ''))
 $$;
-revoke all on function private.recall_notice(public.batch_recalls, public.recall_consignees, text) from public;
+revoke all on function private.recall_notice(public.batch_recalls) from public;
+drop function if exists private.recall_notice(public.batch_recalls, public.recall_consignees, text);
 
 /*
- * private.queue_recall_notices(recall, consignee, kind): the consignee's
- * notices of `kind` on the recall's channels: a recall_notifications row per
- * channel with an address, queued in the outbox (transactional: notices never
- * wait behind campaigns) or 'suppressed' when the address bounced or
- * complained, or the number replied STOP. A marketing unsubscribe does not
- * stop a safety notice. Returns how many were queued.
+ * private.queue_recall_notices(recall, consignees, notice_kind): the notices
+ * ('notice' or 'reminder') of the consignees (ids) on the recall's channels,
+ * in one statement: per consignee and channel with an address, an outbox row
+ * (transactional: notices never wait behind campaigns) carrying the shared
+ * content, what that consignee was shipped and a response link the
+ * dispatcher signs when it sends (action_links), and a recall_notifications
+ * row, 'queued', or 'suppressed' without an outbox row when the address
+ * bounced or complained or the number replied STOP. A marketing unsubscribe
+ * does not stop a safety notice. Returns how many were queued.
  */
-create or replace function private.queue_recall_notices(r public.batch_recalls, c public.recall_consignees,
-  kind text)
+create or replace function private.queue_recall_notices(r public.batch_recalls, consignees uuid[], notice_kind text)
 returns integer
 language plpgsql
 set search_path = ''
 as $$
 declare
-  ch record;
-  notice jsonb := private.recall_notice(r, c, kind);
-  outbox uuid;
-  queued integer := 0;
+  base jsonb := private.recall_notice(r) || jsonb_build_object('reminder', notice_kind = 'reminder');
+  queued integer;
 begin
-  for ch in
-    select x.channel, x.recipient,
+  with targets as (
+    select c.id as consignee_id, c.client_id, x.channel, x.recipient,
            exists (select 1 from public.contact_consent k
                    where k.client_id = c.client_id and k.channel = x.channel
-                     and (k.status in ('bounced', 'complained') or (x.channel = 'sms' and k.source = 'sms_stop'
-                          and k.status = 'unsubscribed'))) as suppressed
-    from public.wholesale_clients cl
+                     and (k.status in ('bounced', 'complained')
+                          or (x.channel = 'sms' and k.source = 'sms_stop' and k.status = 'unsubscribed')))
+             as suppressed,
+           base || jsonb_build_object(
+             'client_name', cl.name,
+             'quantity_shipped', c.quantity_shipped,
+             'order_numbers', array_to_string(c.order_numbers, ', '),
+             'action_links', jsonb_build_object('response_url', jsonb_build_object(
+               'function', 'recall-response', 'purpose', 'recall_response', 'subject', c.id))) as notice
+    from public.recall_consignees c
+    join public.wholesale_clients cl on cl.id = c.client_id
     cross join lateral (values ('email', cl.email), ('sms', cl.phone)) x(channel, recipient)
-    where cl.id = c.client_id and x.channel = any (r.channels)
+    where c.id = any (consignees) and x.channel = any (r.channels)
       and x.recipient is not null and x.recipient <> ''
-  loop
-    outbox := null;
-    if not ch.suppressed then
-      insert into public.notification_outbox (tenant_id, channel, template, recipient, payload)
-      values (r.tenant_id, ch.channel, 'recall_notice', ch.recipient, notice)
-      returning id into outbox;
-      queued := queued + 1;
-    end if;
+  ), sent as (
+    insert into public.notification_outbox (tenant_id, channel, template, recipient, payload)
+    select r.tenant_id, t.channel, 'recall_notice', t.recipient, t.notice
+    from targets t where not t.suppressed
+    returning id, channel, (payload #>> '{action_links,response_url,subject}')::uuid as consignee_id
+  ), noted as (
     insert into public.recall_notifications
       (tenant_id, recall_id, consignee_id, client_id, channel, recipient, kind, status, outbox_id)
-    values (r.tenant_id, r.id, c.id, c.client_id, ch.channel, ch.recipient, kind,
-      case when ch.suppressed then 'suppressed' else 'queued' end, outbox);
-  end loop;
+    select r.tenant_id, r.id, t.consignee_id, t.client_id, t.channel, t.recipient, notice_kind,
+           case when t.suppressed then 'suppressed' else 'queued' end, s.id
+    from targets t left join sent s on s.consignee_id = t.consignee_id and s.channel = t.channel
+    returning status
+  )
+  select count(*) filter (where status = 'queued') into queued from noted;
   return queued;
 end
 $$;
-revoke all on function private.queue_recall_notices(public.batch_recalls, public.recall_consignees, text)
-  from public;
+revoke all on function private.queue_recall_notices(public.batch_recalls, uuid[], text) from public;
+drop function if exists private.queue_recall_notices(public.batch_recalls, public.recall_consignees, text);
 
 /*
  * public.start_recall(payload): notify-recall's transaction, as the calling
@@ -341,10 +342,8 @@ declare
   lots uuid[];
   missing jsonb;
   moved numeric;
-  c public.recall_consignees%rowtype;
   queued integer := 0;
   notified integer := 0;
-  n integer;
   answer jsonb;
 begin
   select * into lot from public.batches b where b.id = (payload ->> 'batch_id')::uuid;
@@ -467,14 +466,12 @@ begin
   ) x
   group by x.client_id;
 
-  for c in select * from public.recall_consignees rc where rc.recall_id = rec.id order by rc.client_id loop
-    n := private.queue_recall_notices(rec, c, 'notice');
-    queued := queued + n;
-    if n > 0 then
-      notified := notified + 1;
-      update public.recall_consignees rc set notified_at = now() where rc.id = c.id;
-    end if;
-  end loop;
+  queued := private.queue_recall_notices(rec,
+    array(select rc.id from public.recall_consignees rc where rc.recall_id = rec.id), 'notice');
+  update public.recall_consignees rc set notified_at = now()
+  where rc.recall_id = rec.id
+    and exists (select 1 from public.recall_notifications n where n.consignee_id = rc.id and n.status = 'queued');
+  get diagnostics notified = row_count;
 
   answer := jsonb_build_object(
     'success', true, 'recall_id', rec.id, 'notified_count', notified,
@@ -635,11 +632,14 @@ stable
 security definer
 set search_path = ''
 as $$
-  select private.recall_notice(r, c, 'notice') - 'action_links'
-    || jsonb_build_object('status', r.status, 'responded_at', c.responded_at, 'acknowledged', c.acknowledged,
+  select private.recall_notice(r)
+    || jsonb_build_object('client_name', cl.name, 'quantity_shipped', c.quantity_shipped,
+         'order_numbers', array_to_string(c.order_numbers, ', '), 'status', r.status, 'responded_at', c.responded_at, 'acknowledged', c.acknowledged,
          'reported_on_hand', c.reported_on_hand, 'reported_returned', c.reported_returned,
          'reported_destroyed', c.reported_destroyed)
-  from public.recall_consignees c join public.batch_recalls r on r.id = c.recall_id
+  from public.recall_consignees c
+  join public.batch_recalls r on r.id = c.recall_id
+  join public.wholesale_clients cl on cl.id = c.client_id
   where c.id = recall_response_page.consignee_id
 $$;
 revoke all on function public.recall_response_page(uuid) from public, anon, authenticated;
@@ -726,22 +726,27 @@ security definer
 set search_path = ''
 as $$
 declare
-  c public.recall_consignees%rowtype;
   r public.batch_recalls%rowtype;
+  due uuid[];
   reminded integer := 0;
 begin
-  for c in
-    select x.* from public.recall_consignees x
-    join public.batch_recalls rr on rr.id = x.recall_id
-    where rr.status = 'active' and x.responded_at is null and x.reminder_sent_at is null
-      and x.notified_at <= now() - make_interval(days => rr.reminder_after_days)
-    order by x.id
-    for update of x skip locked
+  for r in
+    select rr.* from public.batch_recalls rr
+    where rr.status = 'active'
+      and exists (select 1 from public.recall_consignees x
+                  where x.recall_id = rr.id and x.responded_at is null and x.reminder_sent_at is null
+                    and x.notified_at <= now() - make_interval(days => rr.reminder_after_days))
+    order by rr.initiated_at
   loop
-    select * into r from public.batch_recalls rr where rr.id = c.recall_id;
-    perform private.queue_recall_notices(r, c, 'reminder');
-    update public.recall_consignees x set reminder_sent_at = now() where x.id = c.id;
-    reminded := reminded + 1;
+    due := array(
+      select x.id from public.recall_consignees x
+      where x.recall_id = r.id and x.responded_at is null and x.reminder_sent_at is null
+        and x.notified_at <= now() - make_interval(days => r.reminder_after_days)
+      order by x.id
+      for update skip locked);
+    perform private.queue_recall_notices(r, due, 'reminder');
+    update public.recall_consignees x set reminder_sent_at = now() where x.id = any (due);
+    reminded := reminded + cardinality(due);
   end loop;
   return reminded;
 end
