@@ -166,7 +166,9 @@ begin
     -- fail its CHECK before ON CONFLICT could turn it into an update.
     update public.wholesale_inventory i set quantity = i.quantity + delta, last_updated = now()
     where i.product_id = r.product_id and i.warehouse_id = r.warehouse_id;
-    if not found then
+    -- No row: create it for stock arriving; stock leaving a row already gone
+    -- is a product or tenant being deleted (a cascade), with nothing to keep.
+    if not found and delta > 0 then
       insert into public.wholesale_inventory (tenant_id, product_id, warehouse_id, quantity)
       values (r.tenant_id, r.product_id, r.warehouse_id, delta);
     end if;

@@ -303,6 +303,18 @@ select is(public.recall_effectiveness('aa000000-0000-4000-8000-000000000001'), n
   'nor are its figures');
 select tests.act_as_owner();
 
+-- A product with lot stock (and no orders) can still be deleted, lots and all.
+insert into public.products (id, tenant_id, name) values
+  ('4a000000-0000-4000-8000-000000000009', '1a000000-0000-4000-8000-000000000001', 'PZ');
+select tests.act_as('0a000000-0000-4000-8000-000000000001');
+select public.receive_batch(jsonb_build_object('product_id', '4a000000-0000-4000-8000-000000000009',
+  'lot_number', 'Z1', 'warehouse_id', '3a000000-0000-4000-8000-000000000001', 'quantity', 5));
+select tests.act_as_owner();
+select lives_ok($$delete from public.products where id = '4a000000-0000-4000-8000-000000000009'$$,
+  'deleting a product takes its lots and their stock with it');
+select is((select count(*) from public.wholesale_inventory where product_id = '4a000000-0000-4000-8000-000000000009'),
+  0::bigint, 'and leaves no stock row behind');
+
 -- RLS and grants.
 select is(tests.count_visible('0b000000-0000-4000-8000-000000000001', 'batches'), 0::bigint, 'B sees none of A''s lots');
 select is(tests.count_visible('0b000000-0000-4000-8000-000000000001', 'batch_recalls'), 0::bigint, 'nor its recalls');
