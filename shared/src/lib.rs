@@ -49,7 +49,8 @@ pub use postgrest::{
 };
 pub use storage::{error_from_storage, StorageClient};
 pub use validate::{
-    is_date, join, json_number, parse_decimal, utc_day, DecimalRule, Validator, DECIMAL_10_2_MAX,
+    is_date, is_shop_domain, join, json_number, parse_decimal, utc_day, DecimalRule, Validator,
+    DECIMAL_10_2_MAX,
 };
 
 // Re-exported so function crates use the same versions.

@@ -279,6 +279,25 @@ pub fn json_number(d: Decimal) -> serde_json::Value {
     )
 }
 
+/// Whether `s` is a Shopify shop's permanent domain,
+/// `^[a-z0-9][a-z0-9-]*\.myshopify\.com$` (lower case only, as Shopify issues
+/// them; a custom domain or anything with a path, port or user is not one),
+/// at most 255 characters. The OAuth redirect goes to this host, so nothing
+/// else may pass.
+pub fn is_shop_domain(s: &str) -> bool {
+    let Some(name) = s.strip_suffix(".myshopify.com") else {
+        return false;
+    };
+    s.len() <= 255
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 /// Whether `s` is a real calendar date written `YYYY-MM-DD`.
 pub fn is_date(s: &str) -> bool {
     let b = s.as_bytes();
@@ -324,6 +343,38 @@ fn path_or_body(path: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shop_domains_are_shopifys_own_only() {
+        for ok in [
+            "acme.myshopify.com",
+            "a.myshopify.com",
+            "0shop-2.myshopify.com",
+        ] {
+            assert!(is_shop_domain(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            ".myshopify.com",
+            "-acme.myshopify.com",
+            "Acme.myshopify.com",
+            "acme.myshopify.com.evil.test",
+            "evil.test/acme.myshopify.com",
+            "acme.myshopify.com:443",
+            "user@acme.myshopify.com",
+            "a.b.myshopify.com",
+            "acme_shop.myshopify.com",
+            "acme.myshopify.com/",
+            "acmé.myshopify.com",
+            "acme.shopify.com",
+        ] {
+            assert!(!is_shop_domain(bad), "{bad}");
+        }
+        assert!(!is_shop_domain(&format!(
+            "{}.myshopify.com",
+            "a".repeat(250)
+        )));
+    }
     use serde_json::json;
 
     fn num(text: &str) -> Value {
