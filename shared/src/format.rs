@@ -37,9 +37,46 @@ pub fn label(value: &str) -> String {
     text
 }
 
+/// Text for HTML text or an attribute value: `& < > " '` escaped.
+pub fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// A quantity as people read it, without trailing zeros: `12.00` → `12`,
+/// `2.50` → `2.5` (a JSON number, or a numeric string; anything else is
+/// empty, and text that is no decimal is shown as it is).
+pub fn quantity(v: &serde_json::Value) -> String {
+    let text = match v {
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        _ => return String::new(),
+    };
+    text.parse::<Decimal>()
+        .map(|d| d.normalize().to_string())
+        .unwrap_or(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantities_and_html() {
+        use serde_json::json;
+        assert_eq!(quantity(&json!(12.00)), "12");
+        assert_eq!(quantity(&json!(2.50)), "2.5");
+        assert_eq!(quantity(&json!(7)), "7");
+        assert_eq!(quantity(&json!("3.10")), "3.1");
+        assert_eq!(quantity(&serde_json::Value::Null), "");
+        assert_eq!(
+            escape_html("<a href='x'>\"&\""),
+            "&lt;a href=&#39;x&#39;&gt;&quot;&amp;&quot;"
+        );
+    }
 
     #[test]
     fn money_has_two_decimals_and_thousands() {

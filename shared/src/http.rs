@@ -192,6 +192,29 @@ impl Response {
         Self::bytes(status, "text/html; charset=utf-8", page.into_bytes())
     }
 
+    /// A page for a person who followed a link (unsubscribe, recall
+    /// response): `body` is HTML the caller built, with every inserted value
+    /// escaped ([`crate::format::escape_html`]); the title is escaped here. No
+    /// script, nothing loaded from elsewhere, not framed, not cached, no
+    /// referrer sent on.
+    pub fn html_page(status: u16, title: &str, body: &str) -> Self {
+        let html = format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <title>{title}</title></head>\
+             <body style=\"font-family:sans-serif;max-width:32em;margin:3em auto;padding:0 1em\">\
+             {body}</body></html>",
+            title = crate::format::escape_html(title),
+        );
+        Self::html(status, html)
+            .with_header(
+                "content-security-policy",
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+            )
+            .with_header("cache-control", "no-store")
+            .with_header("referrer-policy", "no-referrer")
+    }
+
     /// `302 Found` to `location`, with no body.
     pub fn redirect(location: &str) -> Self {
         Response {

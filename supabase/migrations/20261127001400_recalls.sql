@@ -515,11 +515,11 @@ as $$
     'response_rate', round((count(*) filter (where c.responded_at is not null))::numeric
                            / nullif(count(*) filter (where c.notified_at is not null), 0), 4),
     'quantity_shipped', coalesce(sum(c.quantity_shipped), 0),
-    'quantity_accounted', coalesce(sum(coalesce(c.reported_returned, 0) + coalesce(c.reported_destroyed, 0)
-                                       + coalesce(c.reported_on_hand, 0)), 0),
-    'recovery_rate', round(sum(coalesce(c.reported_returned, 0) + coalesce(c.reported_destroyed, 0)
-                               + coalesce(c.reported_on_hand, 0)) / nullif(sum(c.quantity_shipped), 0), 4))
+    'quantity_accounted', coalesce(sum(a.accounted), 0),
+    'recovery_rate', round(sum(a.accounted) / nullif(sum(c.quantity_shipped), 0), 4))
   from public.recall_consignees c
+  cross join lateral (select coalesce(c.reported_returned, 0) + coalesce(c.reported_destroyed, 0)
+                             + coalesce(c.reported_on_hand, 0) as accounted) a
   where c.recall_id = recall_effectiveness.recall_id
   -- null for a recall the caller cannot see (or that does not exist)
   having exists (select 1 from public.batch_recalls r where r.id = recall_effectiveness.recall_id)

@@ -23,6 +23,7 @@
 
 use documents::xlsx::{self, Cell, Kind, SheetReport};
 use documents::{Orientation, ReportColumn, ReportDoc};
+use shared::format::quantity as qty;
 use shared::serde_json::{json, Map, Value};
 use shared::{ApiError, Auth, Counted, Ctx, Endpoint, Request, Response, Result, Uuid, Validator};
 
@@ -125,20 +126,6 @@ pub fn validate(body: &Value) -> Result<RecallInput> {
         batch_id: batch_id.unwrap_or_default(),
         payload,
     })
-}
-
-/// A quantity as people read it: `12.00` → `12`, `2.50` → `2.5`.
-pub fn qty(v: &Value) -> String {
-    let text = match v {
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => s.clone(),
-        _ => return String::new(),
-    };
-    if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_owned()
-    } else {
-        text
-    }
 }
 
 fn num(v: &Value) -> f64 {

@@ -20,6 +20,7 @@
 //! a page saying so (`401`; the database is not touched). Every page is
 //! plain HTML: no script, nothing loaded from elsewhere, not framed.
 
+use shared::format::{escape_html as escape, quantity as qty};
 use shared::serde_json::{json, Map, Value};
 use shared::signed_link::{self, LinkError};
 use shared::{ApiError, Auth, Ctx, Endpoint, Request, Response, Result, Uuid};
@@ -36,35 +37,9 @@ pub enum Asked {
     Respond(Map<String, Value>),
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
-fn page(status: u16, title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title></head>\
-         <body style=\"font-family:sans-serif;max-width:40em;margin:3em auto;padding:0 1em\">\
-         {body}</body></html>",
-        title = escape(title),
-    );
-    Response::html(status, html)
-        .with_header(
-            "content-security-policy",
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-        )
-        .with_header("cache-control", "no-store")
-        .with_header("referrer-policy", "no-referrer")
-}
-
 /// The page for a link that cannot be used.
 pub fn refused(e: LinkError) -> Response {
-    page(
+    Response::html_page(
         401,
         "Link not valid",
         &format!(
@@ -77,20 +52,6 @@ pub fn refused(e: LinkError) -> Response {
 
 fn s(v: &Value) -> String {
     v.as_str().map(escape).unwrap_or_default()
-}
-
-fn qty(v: &Value) -> String {
-    match v {
-        Value::Number(n) => {
-            let t = n.to_string();
-            if t.contains('.') {
-                t.trim_end_matches('0').trim_end_matches('.').to_owned()
-            } else {
-                t
-            }
-        }
-        _ => String::new(),
-    }
 }
 
 /// The notice as the page shows it.
@@ -173,7 +134,7 @@ pub fn form_page(
         })
         .map(|(k, v)| format!("<p style=\"color:#b00\">{}: {}</p>", escape(k), s(v)))
         .collect();
-    page(
+    Response::html_page(
         status,
         "Product recall",
         &format!(
@@ -202,7 +163,7 @@ pub fn recorded_page(notice: &Value, already: bool) -> Response {
     } else {
         "Thank you: your response is recorded."
     };
-    page(
+    Response::html_page(
         200,
         "Response recorded",
         &format!(
@@ -296,7 +257,7 @@ impl Endpoint for RecallResponse {
                     )
                     .await?;
                 if notice.is_null() {
-                    return Ok(page(
+                    return Ok(Response::html_page(
                         404,
                         "Notice not found",
                         "<h1>This notice no longer exists</h1><p>Please contact the sender.</p>",
@@ -328,7 +289,7 @@ impl Endpoint for RecallResponse {
                         let (_, sent) = response_from_form(&ctx.req.body);
                         Ok(form_page(400, &token, &notice, &problems, &sent))
                     }
-                    Err(ApiError::NotFound { .. }) => Ok(page(
+                    Err(ApiError::NotFound { .. }) => Ok(Response::html_page(
                         404,
                         "Notice not found",
                         "<h1>This notice no longer exists</h1><p>Please contact the sender.</p>",

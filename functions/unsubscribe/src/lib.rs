@@ -16,6 +16,7 @@
 //!
 //! Consent is recorded by `public.record_unsubscribe` with the service role.
 
+use shared::format::escape_html as escape;
 use shared::serde::Deserialize;
 use shared::serde_json::json;
 
@@ -68,14 +69,6 @@ pub struct Recorded {
     pub already: bool,
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
 fn noun(channel: &str) -> &'static str {
     if channel == "sms" {
         "text messages"
@@ -84,28 +77,9 @@ fn noun(channel: &str) -> &'static str {
     }
 }
 
-/// A plain page: no script, no outside resource, not framed.
-fn page(status: u16, title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title></head>\
-         <body style=\"font-family:sans-serif;max-width:32em;margin:3em auto;padding:0 1em\">\
-         {body}</body></html>",
-        title = escape(title),
-    );
-    Response::html(status, html)
-        .with_header(
-            "content-security-policy",
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-        )
-        .with_header("cache-control", "no-store")
-        .with_header("referrer-policy", "no-referrer")
-}
-
 /// The GET page: one button, which posts back to the same link.
 pub fn confirm_page(token: &str, channel: &str) -> Response {
-    page(
+    Response::html_page(
         200,
         "Unsubscribe",
         &format!(
@@ -133,7 +107,7 @@ pub fn done_page(recorded: &Recorded, channel: &str) -> Response {
             noun(channel)
         )
     };
-    page(
+    Response::html_page(
         200,
         "Unsubscribed",
         &format!(
