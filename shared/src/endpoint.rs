@@ -66,6 +66,9 @@ pub enum Auth {
     /// shared secret in `x-dispatch-secret` (`DISPATCH_SECRET`): pg_cron and
     /// one function calling another.
     ServiceRole,
+    /// Either of the two above: a user acting, or pg_cron and another
+    /// function continuing the user's work (the service role is tried first).
+    UserOrServiceRole,
     /// A provider's signature over the raw body, with the secrets in the
     /// environment variable `secrets_var` (several, comma-separated, while a
     /// secret is rotated).
@@ -271,6 +274,10 @@ pub async fn authenticate_for<E: Endpoint>(
         Auth::Public => Ok(Principal::Anonymous),
         Auth::User => Ok(Principal::User(authenticate(req, &config.jwt, now).await?)),
         Auth::ServiceRole => service_role(req, config, now).await,
+        Auth::UserOrServiceRole => match service_role(req, config, now).await {
+            Ok(service) => Ok(service),
+            Err(_) => Ok(Principal::User(authenticate(req, &config.jwt, now).await?)),
+        },
         Auth::Webhook {
             scheme,
             secrets_var,

@@ -6,7 +6,8 @@
 //! - JWT verification ([`JwtVerifier`]) and the caller ([`authenticate`]);
 //! - the PostgREST RPC client ([`PostgrestClient`]);
 //! - the Storage API client ([`StorageClient`]);
-//! - provider clients (Resend, Twilio, Klaviyo, Slack, Stripe) with retries ([`providers`]);
+//! - provider clients (Resend, Twilio, Klaviyo, Slack, Stripe, Shopify) with retries ([`providers`]);
+//! - store records mapped from Shopify's GraphQL nodes and webhook payloads ([`commerce`]);
 //! - submitting recorded refunds to Stripe ([`refunds`]);
 //! - one format for money and labels in messages and documents ([`format`]);
 //! - the safe template language messages are written in ([`template`]);
@@ -17,6 +18,7 @@
 
 mod auth;
 pub mod campaign;
+pub mod commerce;
 mod config;
 pub mod endpoint;
 mod error;

@@ -7,6 +7,7 @@
 pub mod klaviyo;
 pub mod resend;
 mod retry;
+pub mod shopify;
 pub mod slack;
 pub mod sms;
 pub mod stripe;
