@@ -1,6 +1,6 @@
-// The provider sandbox: test infrastructure that speaks Resend, Twilio, Klaviyo
-// and Slack's real wire formats on one local port, so clients and the
-// dispatcher are tested against real HTTP. Production talks to the providers.
+// The provider sandbox: test infrastructure that speaks Resend, Twilio, Klaviyo,
+// Slack, Stripe and Shopify's real wire formats on one local port, so clients and
+// the dispatcher are tested against real HTTP. Production talks to the providers.
 //
 //   POST /resend/emails                                      Resend
 //   POST /resend/emails/batch                                Resend batch (1 to 100 emails; all or nothing,
@@ -12,13 +12,24 @@
 //   POST /stripe/v1/payment_intents, GET …/{id}              Stripe PaymentIntents
 //   POST /stripe/v1/refunds, GET /stripe/v1/refunds          Stripe Refunds (form-encoded,
 //                                                            Idempotency-Key as Stripe keeps it)
+//   GET  /shopify/{shop}/admin/oauth/authorize               Shopify OAuth (302 with code, hmac,
+//                                                            host, shop, state, timestamp)
+//   POST /shopify/{shop}/admin/oauth/access_token            Shopify token exchange
+//   POST /shopify/{shop}/admin/api/{version}/graphql.json    Shopify GraphQL Admin: products, orders,
+//                                                            customers, abandonedCheckouts, cost
+//                                                            throttling, bulk operations, webhooks
+//   DELETE /shopify/{shop}/admin/api_permissions/current.json  Shopify uninstall
+//   GET  /shopify/_bulk/{n}.jsonl                            Shopify bulk results
+//   ({shop} is <name>.myshopify.com: SHOPIFY_BASE_URL is http://127.0.0.1:<port>/shopify/{shop};
+//   scripts/sandbox_shopify.ts has the details)
 //
 // Inspection and control (like Inbucket in Supabase's local stack):
 //   GET    /_sandbox/sent[?provider=resend|twilio|klaviyo|slack|stripe]   what was accepted
 //   GET    /_sandbox/stats                                          counters per outcome
 //   POST   /_sandbox/faults   {"provider"?, "mode": "500"|"429"|"hang"|"reset"|"hang_after_accept",
 //                             "count": N}  or  {"provider"?, "probability": 0.3, "seed": 42,
-//                             "modes": [...], "retry_after": 1}
+//                             "modes": [...], "retry_after": 1}; provider "shopify" applies to
+//                             its GraphQL and token calls
 //   POST   /_sandbox/limits   {"resend": requests per second, ...}: a real rate limit per
 //                             provider (a token bucket, burst = the rate), answered as the
 //                             provider does: 429 with Retry-After and ratelimit-* headers
@@ -31,14 +42,46 @@
 //                             lists them; /_sandbox/hooks/redirect?to=URL answers 307 to URL
 //   POST   /_sandbox/twilio/inbound {"from", "body", "to"?}: an SMS from a phone, posted signed
 //                             to the stack's twilio-webhook; answers with what the function said
-//   DELETE /_sandbox          forget everything: sent, idempotency keys, faults, limits
+//   POST   /_sandbox/shopify/shops {"shop", "products", "customers", "orders", "checkouts",
+//                             "seed"?}: regenerate a store with these sizes (any valid domain is a
+//                             store, generated on first use; sandbox-big.myshopify.com is large)
+//   POST   /_sandbox/shopify/throttle {"maximumAvailable"?, "restoreRate"?, "currentlyAvailable"?,
+//                             "bulkMsPerObject"?, "objectCost"?}: the GraphQL cost bucket and
+//                             model, and bulk run time
+//   POST   /_sandbox/shopify/bulk_fault {"mode": "FAILED"|"partial"}: the next bulk operation fails
+//   POST   /_sandbox/shopify/{shop}/token {"scope"?}: an access token without the OAuth dance
+//   POST   /_sandbox/shopify/{shop}/send {"topic", "payload"?, "webhook_id"?, "tamper"?, "uri"?,
+//                             "customer_id"?, "id"?}: a signed webhook from the store's data, to
+//                             uri or the topic's subscription; answers what the receiver said
+//   POST   /_sandbox/shopify/{shop}/mutate {"update_products"?, "update_orders"?, "create_orders"?,
+//                             "update_customers"?, "update_checkouts"?, "delete_products"?,
+//                             "remove_variants"?}: changes records, answers their ids
+//   GET    /_sandbox/shopify/{shop}/ids?resource=products|variants|orders|line_items|customers|
+//                             checkouts|checkout_line_items
+//   GET    /_sandbox/shopify/{shop}/stats, GET /_sandbox/shopify/{shop}/webhooks
+//   DELETE /_sandbox          forget everything: sent, idempotency keys, faults, limits, and the
+//                             Shopify stores, tokens and throttle settings
 //
 // Credentials come from the environment (SANDBOX_RESEND_KEY, SANDBOX_TWILIO_SID,
-// SANDBOX_TWILIO_TOKEN, SANDBOX_KLAVIYO_KEY, SANDBOX_SLACK_PATH, SANDBOX_STRIPE_KEY) and are checked
-// as the providers check them. Port: SANDBOX_PORT. SANDBOX_STACK_ENV names the stack's env
-// file, for where webhooks go (SUPABASE_URL) and Resend's signing secret (RESEND_WEBHOOK_SECRET).
+// SANDBOX_TWILIO_TOKEN, SANDBOX_KLAVIYO_KEY, SANDBOX_SLACK_PATH, SANDBOX_STRIPE_KEY,
+// SANDBOX_SHOPIFY_API_KEY, SANDBOX_SHOPIFY_API_SECRET) and are checked as the providers check
+// them. Port: SANDBOX_PORT. SANDBOX_STACK_ENV names the stack's env file, for where webhooks go
+// (SUPABASE_URL) and Resend's signing secret (RESEND_WEBHOOK_SECRET).
 
-type Provider = "resend" | "twilio" | "klaviyo" | "slack" | "stripe";
+import {
+  shopifyControl,
+  type ShopifyFaults,
+  shopifyHandle,
+  shopifyReset,
+} from "./sandbox_shopify.ts";
+
+type Provider =
+  | "resend"
+  | "twilio"
+  | "klaviyo"
+  | "slack"
+  | "stripe"
+  | "shopify";
 type FaultMode = "500" | "429" | "hang" | "reset" | "hang_after_accept";
 
 const port = Number(Deno.env.get("SANDBOX_PORT") ?? "54340");
@@ -502,6 +545,8 @@ async function before(
             detail: "sandbox fault",
           }],
         })
+        : provider === "shopify"
+        ? json(500, { errors: "Internal Server Error" })
         : text(500, "internal_error");
     case "429":
       return provider === "stripe"
@@ -540,6 +585,11 @@ async function before(
             detail: "sandbox",
           }],
         }, { "retry-after": retryAfter })
+        : provider === "shopify"
+        ? json(429, {
+          errors:
+            "Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service.",
+        }, { "retry-after": `${retryAfter}.0` })
         : text(429, "rate_limited", { "retry-after": retryAfter });
     case "hang":
       await sleep(cfg.hangMs);
@@ -1167,7 +1217,19 @@ function stripeExecute(
   }];
 }
 
+/** Shopify's calls take faults from the same queue as the other providers. */
+const shopifyFaults: ShopifyFaults = {
+  async enter() {
+    const mode = nextFault("shopify");
+    const early = await before("shopify", mode);
+    return { early, done: (r: Response) => after(mode, r) };
+  },
+};
+
 async function control(req: Request, url: URL): Promise<Response> {
+  if (url.pathname.startsWith("/_sandbox/shopify/")) {
+    return await shopifyControl(req, url);
+  }
   if (url.pathname === "/_sandbox" && req.method === "DELETE") {
     sent = [];
     received = [];
@@ -1180,6 +1242,7 @@ async function control(req: Request, url: URL): Promise<Response> {
     stripeKeys = new Map();
     faults = { queue: [], retryAfter: 1 };
     hooks = defaultHooks();
+    shopifyReset();
     for (const k of Object.keys(stats)) delete stats[k];
     return json(200, { ok: true });
   }
@@ -1297,6 +1360,9 @@ Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, async (req) => {
   if (st) return await stripe(req, st[1], url);
   const sl = p.match(/^\/slack\/services\/(.+)$/);
   if (sl && req.method === "POST") return await slack(req, sl[1]);
+  if (p.startsWith("/shopify/")) {
+    return await shopifyHandle(req, url, shopifyFaults);
+  }
   return json(404, { error: "no such provider route" });
 });
 console.error(`provider sandbox on http://127.0.0.1:${port}`);
