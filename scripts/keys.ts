@@ -76,6 +76,15 @@ Object.assign(env, {
   SLACK_WEBHOOK_URL: `${sandbox}/slack/services/T000/B000/sandbox`,
   STRIPE_BASE_URL: `${sandbox}/stripe`,
   STRIPE_SECRET_KEY: "sk_test_sandbox",
+  // Shopify: the sandbox stands in for every store (https://{shop}).
+  SHOPIFY_BASE_URL: `${sandbox}/shopify/{shop}`,
+  SHOPIFY_API_KEY: "shopify_sandbox_api_key",
+  SHOPIFY_API_SECRET: "shpss_sandbox_secret",
+  SHOPIFY_APP_URL: `${sandbox}/_sandbox/hooks/shopify-app`,
+  // Sealed provider tokens (the vault crate): a new key per stack start.
+  TOKEN_ENCRYPTION_KEYS: `k${Date.now().toString(36)}:${
+    btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))))
+  }`,
   // The rates campaigns are paced at (the platform accounts' limits).
   RESEND_MAX_RPS: "10",
   TWILIO_MAX_MPS: "20",
@@ -91,6 +100,8 @@ for (
     "OUTBOX_BACKOFF_SECONDS",
     "RESEND_MAX_RPS",
     "TWILIO_MAX_MPS",
+    "SYNC_BUDGET_SECONDS",
+    "SYNC_LEASE_SECONDS",
   ]
 ) {
   const v = Deno.env.get(k);
