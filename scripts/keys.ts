@@ -81,6 +81,12 @@ Object.assign(env, {
   SHOPIFY_API_KEY: "shopify_sandbox_api_key",
   SHOPIFY_API_SECRET: "shpss_sandbox_secret",
   SHOPIFY_APP_URL: `${sandbox}/_sandbox/hooks/shopify-app`,
+  // The platform's own store, connected with its custom app's token.
+  SHOPIFY_ADMIN_SHOP: "platform-store.myshopify.com",
+  SHOPIFY_ADMIN_ACCESS_TOKEN: `shpat_${
+    Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) =>
+      b.toString(16).padStart(2, "0")).join("")
+  }`,
   // Sealed provider tokens (the vault crate): a new key per stack start.
   TOKEN_ENCRYPTION_KEYS: `k${Date.now().toString(36)}:${
     btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))))

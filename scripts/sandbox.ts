@@ -70,6 +70,7 @@
 
 import {
   shopifyControl,
+  shopifyCustomApp,
   type ShopifyFaults,
   shopifyHandle,
   shopifyReset,
@@ -110,6 +111,12 @@ function readEnvFile(path: string | undefined): Record<string, string> {
   }
 }
 const stackEnv = readEnvFile(Deno.env.get("SANDBOX_STACK_ENV"));
+if (stackEnv.SHOPIFY_ADMIN_SHOP && stackEnv.SHOPIFY_ADMIN_ACCESS_TOKEN) {
+  shopifyCustomApp(
+    stackEnv.SHOPIFY_ADMIN_SHOP,
+    stackEnv.SHOPIFY_ADMIN_ACCESS_TOKEN,
+  );
+}
 const functionsUrl = stackEnv.SUPABASE_URL
   ? `${stackEnv.SUPABASE_URL}/functions/v1`
   : undefined;

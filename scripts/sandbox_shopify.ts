@@ -1043,6 +1043,31 @@ let nextBulk = 4000000000001;
 let nextSub = 1300000000001;
 let bulkFault: "FAILED" | "partial" | undefined;
 
+let customApp: { shop: string; token: string } | undefined;
+/**
+ * A custom app's Admin API token on one store (the stack's
+ * SHOPIFY_ADMIN_ACCESS_TOKEN for SHOPIFY_ADMIN_SHOP): made in the store's
+ * admin rather than by OAuth, valid from the start and again after a reset.
+ */
+export function shopifyCustomApp(shop: string, token: string) {
+  customApp = { shop, token };
+  installCustomApp();
+}
+function installCustomApp() {
+  if (!customApp) return;
+  tokens.set(customApp.token, {
+    shop: customApp.shop,
+    scopes: [
+      "read_products",
+      "read_orders",
+      "read_all_orders",
+      "read_customers",
+      "read_checkouts",
+    ],
+    revoked: false,
+  });
+}
+
 /** Forgets every store, token and setting (DELETE /_sandbox). */
 export function shopifyReset() {
   for (const op of bulkOps.values()) clearTimeout(op.timer);
@@ -1053,6 +1078,7 @@ export function shopifyReset() {
   nextBulk = 4000000000001;
   nextSub = 1300000000001;
   bulkFault = undefined;
+  installCustomApp();
 }
 
 function defaultSizes(domain: string): Sizes {

@@ -771,3 +771,44 @@ Deno.test("bad input to the Shopify functions is a 4xx in the one envelope and c
   );
   assert.equal(await changed(), false);
 });
+
+Deno.test("the platform's own store connects by name alone with its custom-app token, syncs, and keeps that token on disconnect", async () => {
+  // A run before this one on the same stack may have left it connected.
+  await sql`update public.commerce_integrations set status = 'disconnected', access_token_encrypted = null
+    where store_domain = ${env.SHOPIFY_ADMIN_SHOP}`;
+  const t = await makeTenant();
+  const res = await invoke(t.db, "oauth-shopify", {
+    store_name: env.SHOPIFY_ADMIN_SHOP.replace(".myshopify.com", ""),
+  });
+  assert.equal(res.status, 201, JSON.stringify(res.body));
+  assert.equal(res.body.mode, "custom_app");
+  const integration = res.body.integration_id;
+  const [row] =
+    await sql`select auth_mode, status, access_token_encrypted as token
+    from public.commerce_integrations where id = ${integration}`;
+  assert.equal(row.auth_mode, "custom_app");
+  assert.equal(row.status, "connected");
+  assert.ok(!row.token.includes(env.SHOPIFY_ADMIN_ACCESS_TOKEN), "sealed");
+  await syncAndWait(t, {
+    integration_id: integration,
+    resources: ["products"],
+  });
+  await assertSameAsStore(env.SHOPIFY_ADMIN_SHOP, integration, [
+    "products",
+    "variants",
+  ]);
+  const bye = await invoke(t.db, "disconnect-platform", {
+    integration_id: integration,
+  });
+  assert.equal(bye.status, 200);
+  assert.equal(bye.body.revoked, "custom_app_kept");
+  assert.equal(
+    (await control(`/${env.SHOPIFY_ADMIN_SHOP}/stats`)).uninstalled,
+    false,
+  );
+  // Any other store still goes through OAuth.
+  const other = await invoke(t.db, "oauth-shopify", {
+    store_name: `other-${tag()}`,
+  });
+  assert.equal(other.body.mode, "oauth");
+});

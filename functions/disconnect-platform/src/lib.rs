@@ -6,6 +6,8 @@
 //! 1. the caller's role is checked (404 for an integration not theirs, 403
 //!    for a member who is not an admin) before anything happens;
 //! 2. the app is uninstalled from the store, which revokes its token
+//!    (not for a store connected with the platform's own custom-app token,
+//!    `custom_app_kept`: that credential is the platform's, not a grant)
 //!    (`DELETE /admin/api_permissions/current.json`). A token already revoked
 //!    (the merchant uninstalled the app) counts as done. When the store
 //!    cannot be reached, the answer is 503 and nothing changes, so the
@@ -101,6 +103,9 @@ impl Endpoint for DisconnectPlatform {
             .await?;
         let revoked = match creds["token"].as_str() {
             None => "no_token".to_owned(),
+            // The platform's own custom-app token is not the merchant's grant:
+            // it stays installed (and usable for a later connection).
+            Some(_) if creds["auth_mode"] == json!("custom_app") => "custom_app_kept".to_owned(),
             Some(sealed) => {
                 let shop = creds["store_domain"].as_str().unwrap_or_default();
                 let tenant = creds["tenant_id"].as_str().unwrap_or_default();
