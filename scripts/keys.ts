@@ -81,8 +81,10 @@ Object.assign(env, {
   SHOPIFY_API_KEY: "shopify_sandbox_api_key",
   SHOPIFY_API_SECRET: "shpss_sandbox_secret",
   SHOPIFY_APP_URL: `${sandbox}/_sandbox/hooks/shopify-app`,
-  // The platform's own store, connected with its custom app's token.
+  // The platform's own store, connected with its custom app's token by the
+  // platform's own tenant.
   SHOPIFY_ADMIN_SHOP: "platform-store.myshopify.com",
+  SHOPIFY_ADMIN_TENANT_ID: crypto.randomUUID(),
   SHOPIFY_ADMIN_ACCESS_TOKEN: `shpat_${
     Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) =>
       b.toString(16).padStart(2, "0")).join("")

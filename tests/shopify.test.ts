@@ -6,13 +6,16 @@
 import assert from "node:assert/strict";
 import {
   assertBoundary,
+  clientFor,
   env,
   invoke,
+  keys,
   makeTenant,
   sql,
   type Tenant,
   until,
   url,
+  userToken,
 } from "./_stack.ts";
 
 const sandbox = `${env.SANDBOX_URL}/_sandbox/shopify`;
@@ -772,14 +775,44 @@ Deno.test("bad input to the Shopify functions is a 4xx in the one envelope and c
   assert.equal(await changed(), false);
 });
 
-Deno.test("the platform's own store connects by name alone with its custom-app token, syncs, and keeps that token on disconnect", async () => {
+/** The platform's own tenant (SHOPIFY_ADMIN_TENANT_ID), with a new admin. */
+async function platformTenant(): Promise<Tenant> {
+  const id = env.SHOPIFY_ADMIN_TENANT_ID;
+  await sql`insert into public.tenants (id, slug, business_name)
+    values (${id}, ${`platform-${
+    id.slice(0, 8)
+  }`}, 'The platform') on conflict (id) do nothing`;
+  const email = `platform-${tag()}@e2e.test`;
+  const [user] =
+    await sql`insert into auth.users (email) values (${email}) returning id::text`;
+  await sql`insert into public.tenant_users (tenant_id, user_id, email) values (${id}, ${user.id}, ${email})`;
+  const token = await userToken(keys, { id: user.id, email }, url);
+  return {
+    id,
+    userId: user.id,
+    token,
+    db: clientFor(token),
+    warehouses: [],
+    products: [],
+    clientId: "",
+  };
+}
+
+Deno.test("the platform's own store connects by name alone with its custom-app token, for the platform's tenant only, and keeps that token on disconnect", async () => {
   // A run before this one on the same stack may have left it connected.
   await sql`update public.commerce_integrations set status = 'disconnected', access_token_encrypted = null
     where store_domain = ${env.SHOPIFY_ADMIN_SHOP}`;
-  const t = await makeTenant();
-  const res = await invoke(t.db, "oauth-shopify", {
-    store_name: env.SHOPIFY_ADMIN_SHOP.replace(".myshopify.com", ""),
+  const name = env.SHOPIFY_ADMIN_SHOP.replace(".myshopify.com", "");
+  // Another tenant naming the platform's store gets the merchant's approval flow, not the token.
+  const stranger = await makeTenant();
+  const other = await invoke(stranger.db, "oauth-shopify", {
+    store_name: name,
   });
+  assert.equal(other.status, 200);
+  assert.equal(other.body.mode, "oauth");
+
+  const t = await platformTenant();
+  const res = await invoke(t.db, "oauth-shopify", { store_name: name });
   assert.equal(res.status, 201, JSON.stringify(res.body));
   assert.equal(res.body.mode, "custom_app");
   const integration = res.body.integration_id;
@@ -806,9 +839,4 @@ Deno.test("the platform's own store connects by name alone with its custom-app t
     (await control(`/${env.SHOPIFY_ADMIN_SHOP}/stats`)).uninstalled,
     false,
   );
-  // Any other store still goes through OAuth.
-  const other = await invoke(t.db, "oauth-shopify", {
-    store_name: `other-${tag()}`,
-  });
-  assert.equal(other.body.mode, "oauth");
 });

@@ -19,6 +19,9 @@
 --   (`INTEGRATION_COLUMNS` in the functions' README): Postgres refuses `*`
 --   over a column the role may not read.
 --
+-- Money columns are `numeric` without a scale: amounts keep the precision the
+-- store sent ("4999.00", or three decimals for KWD and BHD).
+--
 -- Re-runnable like every migration here.
 
 do $$
@@ -33,7 +36,7 @@ begin
     create type public.webhook_status as enum ('active', 'failed', 'pending');
   end if;
   if to_regtype('public.product_status') is null then
-    create type public.product_status as enum ('active', 'draft', 'archived');
+    create type public.product_status as enum ('active', 'draft', 'archived', 'unlisted');
   end if;
   if to_regtype('public.payment_type') is null then
     create type public.payment_type as enum ('cod', 'prepaid', 'unknown');
@@ -53,6 +56,9 @@ begin
   end if;
 end
 $$;
+
+-- Shopify's UNLISTED (API 2025-10 on): active, but not in search or collections.
+alter type public.product_status add value if not exists 'unlisted';
 
 create extension if not exists pg_trgm with schema extensions;
 
@@ -117,7 +123,7 @@ create table if not exists public.commerce_customers (
   phone text,
   tags jsonb not null default '[]'::jsonb,
   orders_count integer,
-  total_spent numeric(14, 2),
+  total_spent numeric,
   currency text,
   external_created_at timestamptz,
   external_updated_at timestamptz,
@@ -178,8 +184,8 @@ create table if not exists public.commerce_product_variants (
   external_variant_id text not null,
   title text,
   sku text,
-  price numeric(14, 2),
-  compare_at_price numeric(14, 2),
+  price numeric,
+  compare_at_price numeric,
   inventory_quantity integer,
   requires_shipping boolean,
   weight numeric(12, 3),
@@ -211,10 +217,10 @@ create table if not exists public.commerce_orders (
   customer_name text,
   customer_email text,
   customer_phone text,
-  total_amount numeric(14, 2) not null default 0,
-  subtotal numeric(14, 2),
-  total_tax numeric(14, 2),
-  total_discounts numeric(14, 2),
+  total_amount numeric not null default 0,
+  subtotal numeric,
+  total_tax numeric,
+  total_discounts numeric,
   currency text,
   payment_type public.payment_type not null default 'unknown',
   financial_status public.order_financial_status,
@@ -269,8 +275,8 @@ create table if not exists public.commerce_order_items (
   variant_title text,
   sku text,
   quantity integer not null default 0,
-  price numeric(14, 2),
-  total numeric(14, 2),
+  price numeric,
+  total numeric,
   synced_at timestamptz not null default now(),
   deleted_at timestamptz,
   created_at timestamptz not null default now(),
@@ -300,7 +306,7 @@ create table if not exists public.commerce_abandoned_carts (
   customer_name text,
   customer_email text,
   customer_phone text,
-  total_value numeric(14, 2) not null default 0,
+  total_value numeric not null default 0,
   currency text,
   items_count integer not null default 0,
   status public.cart_status not null default 'abandoned',
@@ -343,14 +349,15 @@ create table if not exists public.commerce_cart_items (
   title text,
   variant_title text,
   quantity integer not null default 0,
-  price numeric(14, 2),
-  total numeric(14, 2),
+  price numeric,
+  total numeric,
   image_url text,
   synced_at timestamptz not null default now(),
   deleted_at timestamptz,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
-  unique (tenant_id, integration_id, external_line_item_id),
+  -- A checkout webhook names its items by a key unique within the checkout only.
+  unique (cart_id, external_line_item_id),
   foreign key (cart_id, tenant_id) references public.commerce_abandoned_carts (id, tenant_id) on delete cascade,
   foreign key (product_id, tenant_id) references public.commerce_products (id, tenant_id) on delete set null (product_id),
   foreign key (variant_id, tenant_id) references public.commerce_product_variants (id, tenant_id) on delete set null (variant_id)
@@ -397,6 +404,8 @@ create table if not exists public.commerce_sync_jobs (
   lease_until timestamptz,
   invocations integer not null default 0,
   throttled integer not null default 0,
+  -- invocations in a row that stopped on an error; at 10 the job fails
+  failures integer not null default 0,
   error text,
   created_at timestamptz not null default now(),
   started_at timestamptz,
@@ -694,7 +703,8 @@ begin
       email = excluded.email, phone = excluded.phone, tags = excluded.tags,
       orders_count = excluded.orders_count, total_spent = excluded.total_spent, currency = excluded.currency,
       external_created_at = excluded.external_created_at, external_updated_at = excluded.external_updated_at,
-      last_seen_job = excluded.last_seen_job, synced_at = now(), deleted_at = null, updated_at = now()
+      last_seen_job = coalesce(excluded.last_seen_job, c.last_seen_job), synced_at = now(), deleted_at = null,
+      updated_at = now()
   where c.redacted_at is null
     and (c.external_updated_at is null or excluded.external_updated_at is null
          or excluded.external_updated_at >= c.external_updated_at);
@@ -725,17 +735,25 @@ begin
       description, vendor, product_type, status, images, tags, external_created_at, external_updated_at,
       last_seen_job, synced_at, deleted_at)
     select integration.tenant_id, integration.id, r.external_id, coalesce(r.title, ''), r.description, r.vendor,
-      r.product_type, coalesce(lower(r.status), 'active')::public.product_status, coalesce(r.images, '[]'),
+      r.product_type,
+      -- A status this schema does not know (a newer API's) is not shown as active.
+      case when lower(r.status) = any (enum_range(null::public.product_status)::text[])
+           then lower(r.status) else 'draft' end::public.product_status,
+      coalesce(r.images, '[]'),
       coalesce(r.tags, '[]'), r.external_created_at, r.external_updated_at, job, now(), null
     from r
     on conflict (tenant_id, integration_id, external_product_id) do update
     set title = excluded.title, description = excluded.description, vendor = excluded.vendor,
         product_type = excluded.product_type, status = excluded.status, images = excluded.images,
         tags = excluded.tags, external_created_at = excluded.external_created_at,
-        external_updated_at = excluded.external_updated_at, last_seen_job = excluded.last_seen_job,
+        external_updated_at = excluded.external_updated_at,
+        -- a webhook (no job) leaves the sync's mark as it is
+        last_seen_job = coalesce(excluded.last_seen_job, p.last_seen_job),
         synced_at = now(), deleted_at = null, updated_at = now()
-    where p.external_updated_at is null or excluded.external_updated_at is null
-       or excluded.external_updated_at >= p.external_updated_at
+    where (p.external_updated_at is null or excluded.external_updated_at is null
+           or excluded.external_updated_at >= p.external_updated_at)
+      -- a product deleted at the store stays deleted, unless a later version of it arrives
+      and (p.deleted_at is null or excluded.external_updated_at > p.deleted_at)
     returning p.external_product_id, p.id
   ), written as (
     select up.id as product_id, r.variants from r join up on up.external_product_id = r.external_id
@@ -799,7 +817,7 @@ declare
   n integer;
 begin
   perform private.ensure_commerce_customers(integration, rows);
-  with r as (
+  with r0 as (
     select distinct on (x.external_id) x.*
     from jsonb_to_recordset(rows) as x (external_id text, order_number text, customer jsonb,
       customer_name text, customer_email text, customer_phone text, total_amount numeric, subtotal numeric,
@@ -807,6 +825,12 @@ begin
       fulfillment_status text, shipping_address jsonb, billing_address jsonb, notes text, tags jsonb,
       order_created_at timestamptz, external_updated_at timestamptz, items jsonb)
     order by x.external_id, x.external_updated_at desc nulls last
+  ), r as (
+    -- A redacted customer's personal fields are not written again.
+    select r0.*, exists (select 1 from public.commerce_customers c
+                         where c.integration_id = integration.id and c.external_customer_id = r0.customer ->> 'external_id'
+                           and c.redacted_at is not null) as redacted
+    from r0
   ), up as (
     insert into public.commerce_orders as o (tenant_id, integration_id, external_order_id, order_number,
       customer_id, customer_name, customer_email, customer_phone, total_amount, subtotal, total_tax,
@@ -816,10 +840,15 @@ begin
       (select c.id from public.commerce_customers c
        where c.tenant_id = integration.tenant_id and c.integration_id = integration.id
          and c.external_customer_id = r.customer ->> 'external_id'),
-      r.customer_name, r.customer_email, r.customer_phone, coalesce(r.total_amount, 0), r.subtotal, r.total_tax,
+      case when r.redacted then null else r.customer_name end,
+      case when r.redacted then null else r.customer_email end,
+      case when r.redacted then null else r.customer_phone end,
+      coalesce(r.total_amount, 0), r.subtotal, r.total_tax,
       r.total_discounts, r.currency, coalesce(r.payment_type, 'unknown')::public.payment_type,
       r.financial_status::public.order_financial_status, r.fulfillment_status::public.order_fulfillment_status,
-      r.shipping_address, r.billing_address, r.notes, coalesce(r.tags, '[]'), r.order_created_at,
+      case when r.redacted then null else r.shipping_address end,
+      case when r.redacted then null else r.billing_address end,
+      case when r.redacted then null else r.notes end, coalesce(r.tags, '[]'), r.order_created_at,
       r.external_updated_at, job, now(), null
     from r
     on conflict (tenant_id, integration_id, external_order_id) do update
@@ -831,7 +860,8 @@ begin
         financial_status = excluded.financial_status, fulfillment_status = excluded.fulfillment_status,
         shipping_address = excluded.shipping_address, billing_address = excluded.billing_address,
         notes = excluded.notes, tags = excluded.tags, order_created_at = excluded.order_created_at,
-        external_updated_at = excluded.external_updated_at, last_seen_job = excluded.last_seen_job,
+        external_updated_at = excluded.external_updated_at,
+        last_seen_job = coalesce(excluded.last_seen_job, o.last_seen_job),
         synced_at = now(), deleted_at = null, updated_at = now()
     where o.external_updated_at is null or excluded.external_updated_at is null
        or excluded.external_updated_at >= o.external_updated_at
@@ -886,13 +916,18 @@ declare
   n integer;
 begin
   perform private.ensure_commerce_customers(integration, rows);
-  with r as (
+  with r0 as (
     select distinct on (x.external_id) x.*
     from jsonb_to_recordset(rows) as x (external_id text, customer jsonb, customer_name text,
       customer_email text, customer_phone text, total_value numeric, currency text, items_count integer,
       status text, recovery_url text, abandoned_at timestamptz, recovered_at timestamptz,
       external_updated_at timestamptz, items jsonb)
     order by x.external_id, x.external_updated_at desc nulls last
+  ), r as (
+    select r0.*, exists (select 1 from public.commerce_customers c
+                         where c.integration_id = integration.id and c.external_customer_id = r0.customer ->> 'external_id'
+                           and c.redacted_at is not null) as redacted
+    from r0
   ), up as (
     insert into public.commerce_abandoned_carts as c (tenant_id, integration_id, external_cart_id, customer_id,
       customer_name, customer_email, customer_phone, total_value, currency, items_count, status, recovery_url,
@@ -901,9 +936,13 @@ begin
       (select cu.id from public.commerce_customers cu
        where cu.tenant_id = integration.tenant_id and cu.integration_id = integration.id
          and cu.external_customer_id = r.customer ->> 'external_id'),
-      r.customer_name, r.customer_email, r.customer_phone, coalesce(r.total_value, 0), r.currency,
+      case when r.redacted then null else r.customer_name end,
+      case when r.redacted then null else r.customer_email end,
+      case when r.redacted then null else r.customer_phone end,
+      coalesce(r.total_value, 0), r.currency,
       coalesce(r.items_count, jsonb_array_length(coalesce(r.items, '[]'))),
-      coalesce(r.status, 'abandoned')::public.cart_status, r.recovery_url, r.abandoned_at, r.recovered_at,
+      coalesce(r.status, 'abandoned')::public.cart_status,
+      case when r.redacted then null else r.recovery_url end, r.abandoned_at, r.recovered_at,
       r.external_updated_at, job, now(), null
     from r
     on conflict (tenant_id, integration_id, external_cart_id) do update
@@ -912,23 +951,24 @@ begin
         total_value = excluded.total_value, currency = excluded.currency, items_count = excluded.items_count,
         status = excluded.status, recovery_url = excluded.recovery_url, abandoned_at = excluded.abandoned_at,
         recovered_at = excluded.recovered_at, external_updated_at = excluded.external_updated_at,
-        last_seen_job = excluded.last_seen_job, synced_at = now(), deleted_at = null, updated_at = now()
+        last_seen_job = coalesce(excluded.last_seen_job, c.last_seen_job), synced_at = now(), deleted_at = null,
+        updated_at = now()
     where c.external_updated_at is null or excluded.external_updated_at is null
        or excluded.external_updated_at >= c.external_updated_at
     returning c.external_cart_id, c.id
   ), written as (
     select up.id as cart_id, r.items from r join up on up.external_cart_id = r.external_id
   ), kids as (
-    select distinct on (x.external_id) w.cart_id, x.*
+    select distinct on (w.cart_id, x.external_id) w.cart_id, x.*
     from written w, jsonb_to_recordset(coalesce(w.items, '[]')) as x (external_id text, external_product_id text,
       external_variant_id text, title text, variant_title text, quantity integer, price numeric,
       total numeric, image_url text)
-    order by x.external_id
+    order by w.cart_id, x.external_id
   ), gone as (
     delete from public.commerce_cart_items it
     using written w
     where it.cart_id = w.cart_id and w.items is not null
-      and not exists (select 1 from kids k where k.external_id = it.external_line_item_id)
+      and not exists (select 1 from kids k where k.cart_id = it.cart_id and k.external_id = it.external_line_item_id)
     returning 1
   ), kept as (
     insert into public.commerce_cart_items as it (tenant_id, integration_id, cart_id, external_line_item_id,
@@ -942,8 +982,8 @@ begin
       k.external_product_id, k.external_variant_id, k.title, k.variant_title, coalesce(k.quantity, 0), k.price,
       coalesce(k.total, k.price * k.quantity), k.image_url, now()
     from kids k
-    on conflict (tenant_id, integration_id, external_line_item_id) do update
-    set cart_id = excluded.cart_id, product_id = excluded.product_id, variant_id = excluded.variant_id,
+    on conflict (cart_id, external_line_item_id) do update
+    set product_id = excluded.product_id, variant_id = excluded.variant_id,
         external_product_id = excluded.external_product_id, external_variant_id = excluded.external_variant_id,
         title = excluded.title, variant_title = excluded.variant_title, quantity = excluded.quantity,
         price = excluded.price, total = excluded.total, image_url = excluded.image_url, synced_at = now(),
@@ -1118,6 +1158,10 @@ begin
       jsonb_build_object('job_id', job_id));
   end if;
   select * into integration from public.commerce_integrations i where i.id = job.integration_id for no key update;
+  if integration.status <> 'connected' then
+    perform private.raise_api_error(409, 'INTEGRATION_NOT_CONNECTED',
+      format('the integration is %s; the sync stops', integration.status), jsonb_build_object('job_id', job_id));
+  end if;
   applied := private.apply_commerce_records(integration, resource, records, job.id);
   mark := coalesce(job.checkpoints -> resource, '{}'::jsonb) || coalesce(checkpoint, '{}'::jsonb)
     || jsonb_build_object('records', coalesce((job.checkpoints -> resource ->> 'records')::bigint, 0) + seen,
@@ -1131,16 +1175,23 @@ begin
         'deleted', coalesce((j.counts -> resource ->> 'deleted')::bigint, 0))),
       throttled = j.throttled + coalesce((checkpoint ->> 'throttled_now')::integer, 0),
       lease_until = clock_timestamp() + make_interval(secs => lease_seconds),
-      updated_at = now()
+      failures = 0, updated_at = now()
   where j.id = job.id
   returning * into job;
 
   if coalesce((mark ->> 'done')::boolean, false) then
     if resource = 'products' and mark ->> 'mode' = 'bulk' then
+      -- Gone from the store: not in this full read, and not written since the
+      -- job started either (a webhook's newer version, or a product created
+      -- after the bulk operation's snapshot, stays).
       with gone as (
         update public.commerce_products p set deleted_at = now(), updated_at = now()
         where p.integration_id = integration.id and p.deleted_at is null
-          and p.last_seen_job is distinct from job.id
+          and p.last_seen_job is distinct from job.id and p.synced_at < job.started_at
+        returning p.id
+      ), their_variants as (
+        update public.commerce_product_variants v set deleted_at = now(), updated_at = now()
+        from gone where v.product_id = gone.id and v.deleted_at is null
         returning 1
       )
       update public.commerce_sync_jobs j
@@ -1181,7 +1232,9 @@ grant execute on function public.commerce_sync_step(uuid, uuid, text, jsonb, jso
  * public.release_commerce_sync(job_id, owner, error, failed): with the
  * service role, when an invocation stops before the job is done. Without
  * `failed`, the lease is given up so the next invocation (pg_cron) resumes
- * at once; the error, if any, is kept for the caller to read. With `failed`
+ * at once; the error, if any, is kept for the caller to read, and the 10th
+ * invocation in a row to stop on an error ends the job 'failed' (a fault
+ * that does not pass, rather than a job retried forever). With `failed`
  * (a permanent failure: the token was revoked, the store refused the app)
  * the job ends 'failed'.
  */
@@ -1193,8 +1246,12 @@ set search_path = ''
 as $$
   update public.commerce_sync_jobs j
   set lease_owner = null, lease_until = null, error = left(release_commerce_sync.error, 2000),
-      status = case when failed then 'failed' else j.status end,
-      finished_at = case when failed then now() else j.finished_at end, updated_at = now()
+      failures = case when release_commerce_sync.error is null then j.failures else j.failures + 1 end,
+      status = case when failed or (release_commerce_sync.error is not null and j.failures + 1 >= 10)
+                    then 'failed' else j.status end,
+      finished_at = case when failed or (release_commerce_sync.error is not null and j.failures + 1 >= 10)
+                         then now() else j.finished_at end,
+      updated_at = now()
   where j.id = release_commerce_sync.job_id and j.lease_owner = owner and j.status = 'running'
 $$;
 revoke all on function public.release_commerce_sync(uuid, uuid, text, boolean) from public, anon, authenticated;
@@ -1239,9 +1296,11 @@ $job$);
  * public.record_commerce_webhook(shop, webhook_id, topic, work): with the
  * service role, the webhook's receipt: once per (shop, webhook id). `work`
  * is what the function mapped from the payload ({"resource", "records"},
- * {"delete_product"}, {"redact_customer"}, ...). Returns {"event_id",
- * "duplicate", "status"}; an event for a store no tenant has connected is
- * recorded 'ignored'.
+ * {"delete_product"}, {"uninstalled"}, {"redact_customer"}, {"redact_shop"},
+ * {"data_request"}, {"ignored"}; with "triggered_at" from the delivery).
+ * Returns {"event_id", "duplicate", "status"}. Recorded 'ignored': a topic
+ * not handled, a store no tenant connected, or (but for the compliance
+ * topics, which reach every tenant that had the store) a store disconnected.
  */
 create or replace function public.record_commerce_webhook(shop text, webhook_id text, topic text, work jsonb)
 returns jsonb
@@ -1252,6 +1311,7 @@ as $$
 declare
   integration public.commerce_integrations%rowtype;
   ev public.commerce_webhook_events%rowtype;
+  compliance boolean := topic in ('shop/redact', 'customers/redact', 'customers/data_request');
 begin
   select * into integration from public.commerce_integrations i
   where i.source = 'shopify' and i.store_domain = shop
@@ -1259,9 +1319,8 @@ begin
   limit 1;
   insert into public.commerce_webhook_events (tenant_id, integration_id, shop, webhook_id, topic, work, status)
   values (integration.tenant_id, integration.id, shop, webhook_id, topic, work,
-    case when integration.id is null
-           or (integration.status = 'disconnected' and topic not in ('shop/redact', 'customers/redact',
-               'customers/data_request'))
+    case when work ? 'ignored' or integration.id is null
+           or (integration.status = 'disconnected' and not compliance)
          then 'ignored' else 'queued' end)
   on conflict on constraint commerce_webhook_events_shop_webhook_id_key do nothing
   returning * into ev;
@@ -1270,20 +1329,41 @@ begin
     where e.shop = record_commerce_webhook.shop and e.webhook_id = record_commerce_webhook.webhook_id;
     return jsonb_build_object('event_id', ev.id, 'duplicate', true, 'status', ev.status);
   end if;
+  if ev.status = 'ignored' then
+    -- Nothing of an ignored payload is kept.
+    update public.commerce_webhook_events e set work = '{}'::jsonb where e.id = ev.id;
+  end if;
   return jsonb_build_object('event_id', ev.id, 'duplicate', false, 'status', ev.status);
 end
 $$;
 revoke all on function public.record_commerce_webhook(text, text, text, jsonb) from public, anon, authenticated;
 grant execute on function public.record_commerce_webhook(text, text, text, jsonb) to service_role;
 
+drop function if exists private.redact_commerce_customer(uuid, text, text[]);
+
+/* Ends an integration's live sync (its rows are locked before the integration's, as every writer does). */
+create or replace function private.fail_live_syncs(integration uuid, reason text)
+returns void
+language sql
+set search_path = ''
+as $$
+  update public.commerce_sync_jobs j
+  set status = 'failed', error = reason, finished_at = now(), lease_owner = null, lease_until = null,
+      updated_at = now()
+  where j.integration_id = integration and j.status in ('queued', 'running')
+$$;
+revoke all on function private.fail_live_syncs(uuid, text) from public, anon, authenticated, service_role;
+
 /*
  * Erases a customer's personal data from the commerce tables (GDPR
- * customers/redact): the customer's names, email, phone and tags, and the
- * same on their orders (with the addresses and notes) and carts. The rows
- * stay, so totals still add up.
+ * customers/redact): the customer's names, email, phone and tags; the same on
+ * the orders linked to them, named in the request, or carrying their email or
+ * phone (with the addresses and notes); and the contact fields of their carts.
+ * The rows stay, so totals still add up. Later syncs and webhooks do not write
+ * the personal fields of a redacted customer's orders and carts again.
  */
 create or replace function private.redact_commerce_customer(integration uuid, external_customer_id text,
-  order_ids text[])
+  order_ids text[], email text, phone text)
 returns integer
 language plpgsql
 set search_path = ''
@@ -1303,19 +1383,28 @@ begin
   set customer_name = null, customer_email = null, customer_phone = null, shipping_address = null,
       billing_address = null, notes = null, updated_at = now()
   where o.integration_id = integration
-    and ((customer is not null and o.customer_id = customer) or o.external_order_id = any (coalesce(order_ids, '{}')));
+    and ((customer is not null and o.customer_id = customer)
+         or o.external_order_id = any (coalesce(order_ids, '{}'))
+         or (nullif(email, '') is not null and lower(o.customer_email) = lower(email))
+         or (nullif(phone, '') is not null and o.customer_phone = phone));
   get diagnostics m = row_count;
   n := n + m;
   update public.commerce_abandoned_carts c
   set customer_name = null, customer_email = null, customer_phone = null, recovery_url = null, updated_at = now()
-  where c.integration_id = integration and customer is not null and c.customer_id = customer;
+  where c.integration_id = integration
+    and ((customer is not null and c.customer_id = customer)
+         or (nullif(email, '') is not null and lower(c.customer_email) = lower(email))
+         or (nullif(phone, '') is not null and c.customer_phone = phone));
   get diagnostics m = row_count;
   return n + m;
 end
 $$;
-revoke all on function private.redact_commerce_customer(uuid, text, text[]) from public;
+revoke all on function private.redact_commerce_customer(uuid, text, text[], text, text) from public;
 
-/* Deletes every synced row of an integration (shop/redact, a purge). */
+/*
+ * Deletes every synced row of an integration (shop/redact, a purge). Its
+ * sync marks go too, so a later connection reads everything again.
+ */
 create or replace function private.purge_commerce_data(integration uuid)
 returns jsonb
 language plpgsql
@@ -1336,6 +1425,10 @@ begin
   counts := counts || jsonb_build_object('products', n);
   delete from public.commerce_customers c where c.integration_id = integration;
   get diagnostics n = row_count;
+  update public.commerce_integrations i
+  set sync_state = '{}'::jsonb, last_sync_at = null, last_products_sync_at = null, last_orders_sync_at = null,
+      last_customers_sync_at = null, last_abandoned_checkouts_sync_at = null, updated_at = now()
+  where i.id = integration;
   return counts || jsonb_build_object('customers', n);
 end
 $$;
@@ -1344,7 +1437,14 @@ revoke all on function private.purge_commerce_data(uuid) from public;
 /*
  * public.apply_commerce_webhook(event_id): with the service role, does a
  * queued event's work once (the row is locked; a processed event is left
- * alone). Returns {"status", "applied"}.
+ * alone), then keeps no payload. Returns {"status", "applied"}.
+ *
+ * - records, products/delete: applied to the store's connected integration;
+ *   when it was disconnected meanwhile, the event is 'ignored'.
+ * - app/uninstalled: disconnects, unless Shopify triggered it before this
+ *   connection was made (an old uninstall retried late).
+ * - customers/redact, shop/redact: applied to every integration any tenant
+ *   has or had with the store.
  */
 create or replace function public.apply_commerce_webhook(event_id uuid)
 returns jsonb
@@ -1355,58 +1455,93 @@ as $$
 declare
   ev public.commerce_webhook_events%rowtype;
   integration public.commerce_integrations%rowtype;
+  target public.commerce_integrations%rowtype;
   w jsonb;
   applied integer := 0;
-  detail jsonb := '{}'::jsonb;
+  n integer;
+  triggered timestamptz;
+  outcome text := 'processed';
 begin
   select * into ev from public.commerce_webhook_events e where e.id = event_id for update skip locked;
   if not found or ev.status <> 'queued' then
     return jsonb_build_object('status', coalesce(ev.status, 'busy'), 'applied', 0);
   end if;
-  select * into integration from public.commerce_integrations i where i.id = ev.integration_id for no key update;
   w := ev.work;
-  if w ? 'records' then
-    applied := private.apply_commerce_records(integration, w ->> 'resource', w -> 'records', null);
-  elsif w ? 'delete_product' then
-    update public.commerce_products p set deleted_at = now(), updated_at = now()
-    where p.integration_id = integration.id and p.external_product_id = w ->> 'delete_product'
-      and p.deleted_at is null;
-    get diagnostics applied = row_count;
-  elsif w ? 'uninstalled' then
-    update public.commerce_integrations i
-    set status = 'disconnected', access_token_encrypted = null, webhook_status = 'pending',
-        disconnected_at = now(), updated_at = now()
-    where i.id = integration.id and i.status <> 'disconnected';
-    get diagnostics applied = row_count;
-    insert into public.audit_log (tenant_id, actor_id, action, entity_type, entity_id, details)
-    values (integration.tenant_id, null, 'integration.uninstalled', 'commerce_integration', integration.id,
-      jsonb_build_object('store_domain', integration.store_domain, 'webhook_id', ev.webhook_id));
-  elsif w ? 'redact_customer' then
-    applied := private.redact_commerce_customer(integration.id, w ->> 'redact_customer',
-      array(select jsonb_array_elements_text(coalesce(w -> 'orders', '[]'))));
-    insert into public.audit_log (tenant_id, actor_id, action, entity_type, entity_id, details)
-    values (integration.tenant_id, null, 'commerce.customer_redacted', 'commerce_integration', integration.id,
-      jsonb_build_object('external_customer_id', w ->> 'redact_customer', 'rows', applied,
-        'webhook_id', ev.webhook_id));
-  elsif w ? 'redact_shop' then
-    detail := private.purge_commerce_data(integration.id);
-    update public.commerce_integrations i
-    set status = 'disconnected', access_token_encrypted = null, disconnected_at = coalesce(i.disconnected_at, now()),
-        updated_at = now()
-    where i.id = integration.id;
-    insert into public.audit_log (tenant_id, actor_id, action, entity_type, entity_id, details)
-    values (integration.tenant_id, null, 'commerce.shop_redacted', 'commerce_integration', integration.id,
-      jsonb_build_object('deleted', detail, 'webhook_id', ev.webhook_id));
+  begin
+    triggered := (w ->> 'triggered_at')::timestamptz;
+  exception when others then
+    triggered := null;
+  end;
+  if w ? 'redact_customer' or w ? 'redact_shop' then
+    for target in select * from public.commerce_integrations i
+                  where i.source = 'shopify' and i.store_domain = ev.shop order by i.id loop
+      if w ? 'redact_shop' then
+        perform private.fail_live_syncs(target.id, 'the store asked for its data to be erased');
+        perform 1 from public.commerce_integrations i where i.id = target.id for update;
+        update public.commerce_integrations i
+        set status = 'disconnected', access_token_encrypted = null,
+            disconnected_at = coalesce(i.disconnected_at, now()), updated_at = now()
+        where i.id = target.id;
+        insert into public.audit_log (tenant_id, actor_id, action, entity_type, entity_id, details)
+        values (target.tenant_id, null, 'commerce.shop_redacted', 'commerce_integration', target.id,
+          jsonb_build_object('deleted', private.purge_commerce_data(target.id), 'webhook_id', ev.webhook_id));
+        applied := applied + 1;
+      else
+        n := private.redact_commerce_customer(target.id, w ->> 'redact_customer',
+          array(select jsonb_array_elements_text(coalesce(w -> 'orders', '[]'))), w ->> 'email', w ->> 'phone');
+        insert into public.audit_log (tenant_id, actor_id, action, entity_type, entity_id, details)
+        values (target.tenant_id, null, 'commerce.customer_redacted', 'commerce_integration', target.id,
+          jsonb_build_object('external_customer_id', w ->> 'redact_customer', 'rows', n, 'webhook_id', ev.webhook_id));
+        applied := applied + n;
+      end if;
+    end loop;
   elsif w ? 'data_request' then
+    select * into integration from public.commerce_integrations i where i.id = ev.integration_id;
     insert into public.audit_log (tenant_id, actor_id, action, entity_type, entity_id, details)
     values (integration.tenant_id, null, 'commerce.customer_data_requested', 'commerce_integration', integration.id,
       jsonb_build_object('request', w -> 'data_request', 'webhook_id', ev.webhook_id));
     applied := 1;
+  elsif w ? 'uninstalled' then
+    perform 1 from public.commerce_sync_jobs j
+    where j.integration_id = ev.integration_id and j.status in ('queued', 'running') for update;
+    select * into integration from public.commerce_integrations i where i.id = ev.integration_id for update;
+    if integration.status = 'disconnected'
+       or (triggered is not null and integration.connected_at is not null and triggered < integration.connected_at) then
+      outcome := 'ignored';
+    else
+      perform private.fail_live_syncs(integration.id, 'the app was uninstalled from the store');
+      update public.commerce_integrations i
+      set status = 'disconnected', access_token_encrypted = null, webhook_status = 'pending',
+          disconnected_at = now(), updated_at = now()
+      where i.id = integration.id;
+      insert into public.audit_log (tenant_id, actor_id, action, entity_type, entity_id, details)
+      values (integration.tenant_id, null, 'integration.uninstalled', 'commerce_integration', integration.id,
+        jsonb_build_object('store_domain', integration.store_domain, 'webhook_id', ev.webhook_id));
+      applied := 1;
+    end if;
+  else
+    select * into integration from public.commerce_integrations i where i.id = ev.integration_id for no key update;
+    if integration.status is distinct from 'connected' then
+      outcome := 'ignored';
+    elsif w ? 'records' then
+      applied := private.apply_commerce_records(integration, w ->> 'resource', w -> 'records', null);
+    elsif w ? 'delete_product' then
+      with gone as (
+        update public.commerce_products p set deleted_at = now(), updated_at = now()
+        where p.integration_id = integration.id and p.external_product_id = w ->> 'delete_product'
+          and p.deleted_at is null
+        returning p.id
+      )
+      update public.commerce_product_variants v set deleted_at = now(), updated_at = now()
+      from gone where v.product_id = gone.id;
+      applied := 1;
+    end if;
   end if;
   update public.commerce_webhook_events e
-  set status = 'processed', processed_at = now(), attempts = e.attempts + 1
+  set status = outcome, processed_at = now(), attempts = e.attempts + 1,
+      work = jsonb_build_object('applied', applied)
   where e.id = ev.id;
-  return jsonb_build_object('status', 'processed', 'applied', applied, 'detail', detail);
+  return jsonb_build_object('status', outcome, 'applied', applied);
 end
 $$;
 revoke all on function public.apply_commerce_webhook(uuid) from public, anon, authenticated;
@@ -1415,7 +1550,7 @@ grant execute on function public.apply_commerce_webhook(uuid) to service_role;
 /*
  * Applies queued webhook events the function did not get to (it was stopped
  * after answering). Each in its own sub-transaction: one bad event is marked
- * failed after 5 attempts and does not hold the others.
+ * failed after 5 attempts (its payload dropped) and does not hold the others.
  */
 create or replace function public.apply_queued_commerce_webhooks(max integer)
 returns integer
@@ -1436,10 +1571,13 @@ begin
     exception when others then
       update public.commerce_webhook_events e
       set attempts = e.attempts + 1, error = left(sqlerrm, 2000),
-          status = case when e.attempts + 1 >= 5 then 'failed' else 'queued' end
+          status = case when e.attempts + 1 >= 5 then 'failed' else 'queued' end,
+          work = case when e.attempts + 1 >= 5 then '{}'::jsonb else e.work end
       where e.id = ev;
     end;
   end loop;
+  -- Receipts are kept 30 days (the dedupe window is Shopify's 48 hours of retries).
+  delete from public.commerce_webhook_events e where e.received_at < now() - interval '30 days';
   return n;
 end
 $$;
@@ -1475,15 +1613,13 @@ declare
 begin
   integration := private.member_integration(disconnect_commerce_integration.integration_id, 'admin');
   perform private.take_rate_limit(integration.tenant_id, 'disconnect-platform', admitted);
+  -- The sync's rows first, then the integration's: the order every writer locks them in.
+  perform private.fail_live_syncs(integration.id, 'the integration was disconnected');
   perform 1 from public.commerce_integrations i where i.id = integration.id for update;
   update public.commerce_integrations i
   set status = 'disconnected', access_token_encrypted = null, webhook_status = 'pending',
       webhook_subscriptions = '[]', disconnected_at = coalesce(i.disconnected_at, now()), updated_at = now()
   where i.id = integration.id;
-  update public.commerce_sync_jobs j
-  set status = 'failed', error = 'the integration was disconnected', finished_at = now(),
-      lease_owner = null, lease_until = null, updated_at = now()
-  where j.integration_id = integration.id and j.status in ('queued', 'running');
   if purge then
     purged := private.purge_commerce_data(integration.id);
   end if;
@@ -1503,8 +1639,9 @@ grant execute on function public.disconnect_commerce_integration(uuid, boolean, 
 -- ---------------------------------------------------------------------------
 
 /*
- * public.commerce_outcomes(period, date_from, date_to): the dashboard's
- * outcome summary for the caller's tenant (RLS decides), in seed 002's shape:
+ * public.commerce_outcomes(period, date_from, date_to, tenant_id): the
+ * dashboard's outcome summary for one tenant of the caller's (tenant_id, which
+ * a member of several tenants must give; RLS decides), in seed 002's shape:
  * {"revenue_recovered", "cod_confirmed", "carts_recovered", "rto_prevented",
  * "period"}. period: 'today', 'last_7_days', 'last_30_days' (the default),
  * 'last_90_days', 'all_time' or 'custom' (date_from, date_to inclusive, UTC).
@@ -1514,20 +1651,23 @@ grant execute on function public.disconnect_commerce_integration(uuid, boolean, 
  * "unavailable" names them; "cod_orders" and "cod_orders_ready" give the COD
  * orders placed in the period and those ready for a confirmation call.
  */
+drop function if exists public.commerce_outcomes(text, date, date);
 create or replace function public.commerce_outcomes(period text default 'last_30_days', date_from date default null,
-  date_to date default null)
+  date_to date default null, tenant_id uuid default null)
 returns jsonb
 language plpgsql
 stable
 set search_path = ''
 as $$
 declare
+  tenant uuid := commerce_outcomes.tenant_id;
   since timestamptz;
   until timestamptz := 'infinity'::timestamptz;
   revenue numeric;
   recovered integer;
   cod integer;
   cod_ready integer;
+  n_tenants integer;
 begin
   case period
     when 'today' then since := date_trunc('day', now() at time zone 'UTC') at time zone 'UTC';
@@ -1546,20 +1686,27 @@ begin
       raise exception using errcode = 'CEV01', message = 'the request has invalid fields',
         detail = '{"period": "must be one of today, last_7_days, last_30_days, last_90_days, all_time, custom"}';
   end case;
+  if tenant is null then
+    select min(t.id::text)::uuid, count(*) into tenant, n_tenants from private.current_tenant_ids() t(id);
+    if n_tenants > 1 then
+      raise exception using errcode = 'CEV01', message = 'the request has invalid fields',
+        detail = '{"tenant_id": "is required: you belong to several tenants"}';
+    end if;
+  end if;
   select coalesce(sum(c.total_value), 0), count(*) into revenue, recovered
   from public.commerce_abandoned_carts c
-  where c.status = 'recovered'
+  where c.tenant_id = tenant and c.status = 'recovered'
     and coalesce(c.recovered_at, c.updated_at) >= since and coalesce(c.recovered_at, c.updated_at) < until;
   select count(*), count(*) filter (where o.trigger_ready = 'ready') into cod, cod_ready
   from public.commerce_orders o
-  where o.payment_type = 'cod' and o.order_created_at >= since and o.order_created_at < until;
+  where o.tenant_id = tenant and o.payment_type = 'cod' and o.order_created_at >= since and o.order_created_at < until;
   return jsonb_build_object('revenue_recovered', revenue, 'cod_confirmed', null, 'carts_recovered', recovered,
     'rto_prevented', null, 'period', period, 'cod_orders', cod, 'cod_orders_ready', cod_ready,
     'unavailable', jsonb_build_array('cod_confirmed', 'rto_prevented'));
 end
 $$;
-revoke all on function public.commerce_outcomes(text, date, date) from public, anon;
-grant execute on function public.commerce_outcomes(text, date, date) to authenticated;
+revoke all on function public.commerce_outcomes(text, date, date, uuid) from public, anon;
+grant execute on function public.commerce_outcomes(text, date, date, uuid) to authenticated;
 
 /*
  * public.commerce_integration_for_admin(integration_id): as the caller, the

@@ -5,7 +5,8 @@
 //!   the merchant approves the app. The state in it is stored server-side,
 //!   bound to the caller and the tenant, single-use and valid 10 minutes.
 //!   With the platform's own custom-app token (`SHOPIFY_ADMIN_ACCESS_TOKEN`
-//!   for the store `SHOPIFY_ADMIN_SHOP`), that store connects at once (201).
+//!   for the store `SHOPIFY_ADMIN_SHOP`), that store connects at once (201)
+//!   for the platform's own tenant (`SHOPIFY_ADMIN_TENANT_ID`) only.
 //! - `GET ?code&hmac&host&shop&state&timestamp` (Shopify's redirect after
 //!   approval): the `hmac` over the query is checked with the app secret,
 //!   then the state (once) and the store, the code is exchanged for the
@@ -244,6 +245,22 @@ async fn connect(
     saved.as_str().map(str::to_owned).ok_or("save_failed")
 }
 
+/// Whether any tenant has the store connected (or the answer is unknown).
+async fn store_is_live(config: &Config, service: &str, shop: &str) -> bool {
+    match config
+        .rest
+        .select(
+            "commerce_integrations",
+            &format!("select=id&source=eq.shopify&status=neq.disconnected&store_domain=eq.{shop}"),
+            service,
+        )
+        .await
+    {
+        Ok(rows) => rows.as_array().map_or(true, |r| !r.is_empty()),
+        Err(_) => true,
+    }
+}
+
 async fn callback(ctx: &Ctx<'_>) -> Response {
     let config = ctx.config;
     let req = ctx.req;
@@ -311,8 +328,12 @@ async fn callback(ctx: &Ctx<'_>) -> Response {
             ],
         ),
         Err(code) => {
-            // Nothing was stored: give the token back rather than leave the app installed.
-            let _ = app.revoke(&shop, &grant.access_token, ctx.clock).await;
+            // Nothing was stored: give the token back rather than leave the
+            // app installed, unless the store is connected already (to this
+            // tenant or another): uninstalling would end that connection.
+            if code != "store_connected" && !store_is_live(config, service, &shop).await {
+                let _ = app.revoke(&shop, &grant.access_token, ctx.clock).await;
+            }
             refused(config, code, Some(&shop))
         }
     }
@@ -333,9 +354,13 @@ async fn start(shop: String, tenant_id: Option<Uuid>, ctx: &Ctx<'_>) -> Result<R
             &caller.token,
         )
         .await?;
+    // The platform's own token reaches the platform's own store for the
+    // platform's own tenant only: anyone else goes through the merchant's
+    // approval like for any store.
     let custom = config
         .var("SHOPIFY_ADMIN_ACCESS_TOKEN")
-        .filter(|_| config.var("SHOPIFY_ADMIN_SHOP") == Some(shop.as_str()));
+        .filter(|_| config.var("SHOPIFY_ADMIN_SHOP") == Some(shop.as_str()))
+        .filter(|_| config.var("SHOPIFY_ADMIN_TENANT_ID") == Some(tenant.to_string().as_str()));
     if let Some(token) = custom {
         let service = ctx.require_service_key()?;
         config

@@ -104,7 +104,22 @@ pub fn read(req: &Request) -> Result<Delivery> {
         .ok_or_else(|| ApiError::field("x-shopify-topic", "is required"))?
         .to_owned();
     let payload = req.json_object()?;
-    let work = work_for(&topic, &payload)?.unwrap_or_else(|| json!({"ignored": true}));
+    // The shop header is outside the signature: where the payload names its
+    // store (app/uninstalled, the compliance topics), the two must agree.
+    let named = payload
+        .get("myshopify_domain")
+        .or_else(|| payload.get("shop_domain"))
+        .and_then(Value::as_str);
+    if named.is_some_and(|n| n != shop) {
+        return Err(ApiError::Unauthorized(
+            "the payload names another store than X-Shopify-Shop-Domain".into(),
+        ));
+    }
+    let mut work = work_for(&topic, &payload)?.unwrap_or_else(|| json!({"ignored": true}));
+    // When Shopify raised the event: an uninstall older than the connection is not this connection's.
+    if let Some(at) = header("x-shopify-triggered-at").filter(|t| t.len() <= 64) {
+        work["triggered_at"] = json!(at);
+    }
     Ok(Delivery {
         shop,
         webhook_id,
@@ -257,6 +272,37 @@ mod tests {
             "k1"
         );
         assert!(work_for("themes/publish", &json!({})).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_payload_naming_another_store_is_refused_and_the_trigger_time_is_kept() {
+        let h: Vec<_> = H
+            .iter()
+            .map(|(k, v)| {
+                (
+                    *k,
+                    if *k == "x-shopify-topic" {
+                        "shop/redact"
+                    } else {
+                        *v
+                    },
+                )
+            })
+            .chain([("x-shopify-triggered-at", "2026-11-27T10:00:00.123Z")])
+            .collect();
+        let e = read(&req(
+            &h,
+            r#"{"shop_id": 1, "shop_domain": "other.myshopify.com"}"#,
+        ))
+        .unwrap_err();
+        assert_eq!(e.status(), 401);
+        let d = read(&req(
+            &h,
+            r#"{"shop_id": 1, "shop_domain": "acme.myshopify.com"}"#,
+        ))
+        .unwrap();
+        assert_eq!(d.work["triggered_at"], "2026-11-27T10:00:00.123Z");
+        assert_eq!(d.work["redact_shop"], true);
     }
 
     #[test]

@@ -18,7 +18,7 @@
 //!   platform's 150 s wall clock), then gives up its lease and hands over to
 //!   a new invocation; the pg_cron job `resume-commerce-syncs` also resumes,
 //!   every minute, any job whose invocation died (its lease, extended by
-//!   each page, ran out after `SYNC_LEASE_SECONDS`, default 30);
+//!   each page, ran out after `SYNC_LEASE_SECONDS`, default 120);
 //! - the throttle is honoured: a `THROTTLED` answer is retried when the
 //!   bucket has refilled to the query's cost, and a page is not sent before
 //!   the bucket holds what it will cost.
@@ -31,7 +31,7 @@ use std::time::Duration;
 use shared::commerce::{
     bulk_chunk, latest_updated, nodes, record_from_node, token_context, RESOURCES,
 };
-use shared::providers::shopify::{Cost, Shopify};
+use shared::providers::shopify::{Answer, Cost, Shopify};
 use shared::providers::{Clock, SendError};
 use shared::serde_json::{json, Map, Value};
 use shared::{
@@ -165,6 +165,9 @@ pub struct Shape {
     pub sort_key: &'static str,
     pub fields: &'static str,
     pub child: Option<(&'static str, &'static str)>,
+    /// What one child costs (1 + its nested objects), for the follow-up
+    /// query that reads the rest of a node's children.
+    pub child_cost: u32,
     /// What one node costs in Shopify's model (1 per object, nested objects
     /// included; a connection 2 + first × its node); a page is as many nodes
     /// as fit in a query's 1,000 points.
@@ -189,6 +192,7 @@ pub fn shape(resource: &str) -> Shape {
             sort_key: "UPDATED_AT",
             fields: PRODUCT,
             child: Some(("variants", VARIANT)),
+            child_cost: 4,
             // 1 + images (2 + 5) + variants (2 + 10 × (1 + inventoryItem, measurement, weight)).
             node_cost: 50,
         },
@@ -197,6 +201,7 @@ pub fn shape(resource: &str) -> Shape {
             sort_key: "UPDATED_AT",
             fields: ORDER,
             child: Some(("lineItems", LINE_ITEM)),
+            child_cost: 5,
             // 1 + customer, 4 money sets (2 each), 2 addresses + line items
             // (2 + 10 × (1 + price set 2, variant, product)).
             node_cost: 64,
@@ -206,6 +211,7 @@ pub fn shape(resource: &str) -> Shape {
             sort_key: "CREATED_AT",
             fields: CHECKOUT,
             child: Some(("lineItems", CHECKOUT_LINE)),
+            child_cost: 6,
             // 1 + customer, price set (2) + line items (2 + 10 × (1 + price set 2,
             // variant, its image, product)).
             node_cost: 66,
@@ -215,6 +221,7 @@ pub fn shape(resource: &str) -> Shape {
             sort_key: "UPDATED_AT",
             fields: CUSTOMER,
             child: None,
+            child_cost: 1,
             // 1 + amountSpent.
             node_cost: 2,
         },
@@ -245,11 +252,15 @@ query: $query, sortKey: {sort}) {{ nodes {{ {fields}{child} }} pageInfo {{ hasNe
     )
 }
 
-/// The rest of one node's children, after the first page of them.
+/// The rest of one node's children, after the first page of them: as many
+/// at a time as fit in 1,000 points (`node` 1, the connection 2 + first ×
+/// the child's cost): variants 249, order line items 199, checkout items 166.
 pub fn children_query(resource: &str) -> Option<String> {
-    let (name, fields) = shape(resource).child?;
+    let s = shape(resource);
+    let (name, fields) = s.child?;
+    let first = ((1000 - 3) / s.child_cost).min(250);
     Some(format!(
-        "query more($id: ID!, $after: String) {{ node(id: $id) {{ id ... on {typ} {{ {name}(first: 250, after: $after) \
+        "query more($id: ID!, $after: String) {{ node(id: $id) {{ id ... on {typ} {{ {name}(first: {first}, after: $after) \
 {{ nodes {{ {fields} }} pageInfo {{ hasNextPage endCursor }} }} }} }} }}",
         typ = match resource {
             "products" => "Product",
@@ -320,6 +331,8 @@ impl From<ApiError> for Stop {
     fn from(e: ApiError) -> Self {
         if e.code() == "SYNC_LEASE_LOST" {
             Stop::LeaseLost
+        } else if e.code() == "INTEGRATION_NOT_CONNECTED" {
+            Stop::Failed(e.message())
         } else {
             Stop::Transient(format!("{}: {}", e.code(), e.message()))
         }
@@ -342,6 +355,8 @@ struct Run<'a> {
     throttled: u32,
     /// Points the next page will ask, and the bucket after the last answer.
     last_cost: Option<Cost>,
+    /// The resource being read (what a lease-keeping touch names).
+    current: String,
 }
 
 impl Run<'_> {
@@ -349,31 +364,62 @@ impl Run<'_> {
         self.clock.monotonic_ms() > self.deadline_ms
     }
 
-    /// A GraphQL query that first waits, when the last answer left too few
-    /// points for it, for the bucket to refill.
+    /// A GraphQL query that honours the throttle: it first waits, when the
+    /// last answer left too few points for it, for the bucket to refill; a
+    /// `THROTTLED` answer (charged nothing) is asked again once the bucket
+    /// holds the query's cost. The lease is kept through every wait.
     async fn query(&mut self, query: &str, variables: &Value) -> std::result::Result<Value, Stop> {
         if let Some(cost) = self.last_cost {
-            let wait = cost.wait_for(cost.requested);
-            if wait > Duration::ZERO {
-                self.clock.sleep(wait).await;
+            self.wait(cost.wait_for(cost.requested)).await?;
+        }
+        let mut refused = 0;
+        loop {
+            match self
+                .app
+                .graphql_once(&self.shop, &self.token, query, variables, self.clock)
+                .await?
+            {
+                Answer::Data(data, cost) => {
+                    if cost.is_some() {
+                        self.last_cost = cost;
+                    }
+                    return Ok(data);
+                }
+                Answer::Throttled(cost) => {
+                    self.throttled += 1;
+                    refused += 1;
+                    if refused > MAX_THROTTLED {
+                        return Err(Stop::Transient(format!(
+                            "still throttled after {MAX_THROTTLED} waits"
+                        )));
+                    }
+                    self.last_cost = Some(cost);
+                    self.wait(cost.wait_for(cost.requested)).await?;
+                }
             }
         }
-        let (data, cost, throttled) = self
-            .app
-            .query(
-                &self.shop,
-                &self.token,
-                query,
-                variables,
-                self.clock,
-                MAX_THROTTLED,
-            )
-            .await?;
-        self.throttled += throttled;
-        if cost.is_some() {
-            self.last_cost = cost;
+    }
+
+    /// Sleeps `d`, touching the lease every third of it, so a long wait for
+    /// the throttle does not hand the job to another invocation.
+    async fn wait(&mut self, d: Duration) -> std::result::Result<(), Stop> {
+        let slice = Duration::from_secs((self.lease_seconds / 3).max(1));
+        let mut left = d;
+        while left > Duration::ZERO {
+            let part = left.min(slice);
+            self.clock.sleep(part).await;
+            left -= part;
+            if left > Duration::ZERO {
+                self.touch().await?;
+            }
         }
-        Ok(data)
+        Ok(())
+    }
+
+    /// Extends the lease (a step that writes nothing).
+    async fn touch(&mut self) -> std::result::Result<(), Stop> {
+        let resource = self.current.clone();
+        self.step(&resource, vec![], Map::new()).await.map(|_| ())
     }
 
     /// Writes one page and the resource's checkpoint in one transaction.
@@ -442,20 +488,13 @@ impl Run<'_> {
         let query = page_query(resource);
         let since = cp.get("since").and_then(Value::as_str).map(str::to_owned);
         let mut cursor = cp.get("cursor").cloned().unwrap_or(Value::Null);
-        let mut high = cp
-            .get("high_water")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .or_else(|| since.clone());
+        // The newest updated_at read so far (kept across invocations).
+        let mut newest = cp.get("newest").and_then(Value::as_str).map(str::to_owned);
         let conn = shape(resource).connection;
-        // Read in creation order, a checkout changed after the read passed it
-        // is not met again; the mark then stays at the read's start (less a
-        // margin for clock skew), so the next read meets it.
         let began = cp
             .get("began_at")
             .and_then(Value::as_i64)
             .unwrap_or_else(|| self.clock.now_unix_secs());
-        let cap = (shape(resource).sort_key != "UPDATED_AT").then(|| rfc3339(began - 300));
         loop {
             if self.out_of_time() {
                 return Err(Stop::Budget);
@@ -476,8 +515,8 @@ impl Run<'_> {
                 .map(|n| record_from_node(resource, n, None))
                 .collect();
             if let Some(latest) = latest_updated(&records) {
-                if high.as_deref().map_or(true, |h| latest.as_str() > h) {
-                    high = Some(latest);
+                if newest.as_deref().map_or(true, |h| latest.as_str() > h) {
+                    newest = Some(latest);
                 }
             }
             let more = page["pageInfo"]["hasNextPage"] == json!(true);
@@ -485,11 +524,11 @@ impl Run<'_> {
             let mut next = Map::new();
             next.insert("cursor".into(), cursor.clone());
             next.insert("began_at".into(), json!(began));
-            let mark = match (&high, &cap) {
-                (Some(h), Some(c)) if h > c => Some(c.clone()),
-                _ => high.clone(),
-            };
-            next.insert("high_water".into(), json!(mark));
+            next.insert("newest".into(), json!(newest));
+            next.insert(
+                "high_water".into(),
+                json!(next_mark(since.as_deref(), newest.as_deref(), began)),
+            );
             next.insert("done".into(), json!(!more));
             self.step(resource, records, next).await?;
             if !more {
@@ -599,6 +638,7 @@ impl Run<'_> {
                     }
                 }
                 (Some(_), Some(url)) => {
+                    self.touch().await?;
                     let body = match self.app.download(&url, self.clock).await {
                         Ok(b) => b,
                         Err(e) if e.is_permanent() => {
@@ -627,6 +667,8 @@ impl Run<'_> {
                         next.insert("done".into(), json!(done));
                         if done {
                             next.insert("high_water".into(), high.clone());
+                            // The file's signed URL is not kept once read.
+                            next.insert("bulk_url".into(), Value::Null);
                         }
                         self.step(resource, records, next).await?;
                         line = next_line;
@@ -640,6 +682,31 @@ impl Run<'_> {
                 }
             }
         }
+    }
+}
+
+/// How far behind the read's start the next mark stays: Shopify's search
+/// (the `query:` filter) is eventually consistent, and checkouts are read in
+/// creation order, so a record changed just before or during the read may
+/// not be met by it. The next read, from no later than this, meets it.
+pub const MARK_MARGIN_SECS: i64 = 60;
+
+/// The mark the next incremental read starts from: the newest `updated_at`
+/// read, but no later than the read's start less [`MARK_MARGIN_SECS`], and
+/// never earlier than where this read started from.
+pub fn next_mark(since: Option<&str>, newest: Option<&str>, began: i64) -> Option<String> {
+    let cap = rfc3339(began - MARK_MARGIN_SECS);
+    let capped = newest.map(|n| {
+        if n > cap.as_str() {
+            cap.clone()
+        } else {
+            n.to_owned()
+        }
+    });
+    match (since, capped) {
+        (Some(s), Some(c)) if s > c.as_str() => Some(s.to_owned()),
+        (s, None) => s.map(str::to_owned),
+        (_, c) => c,
     }
 }
 
@@ -681,7 +748,7 @@ pub async fn work(config: &'static Config, clock: &dyn Clock, job_id: Uuid) {
         return;
     };
     let budget = var_secs(config, "SYNC_BUDGET_SECONDS", 100);
-    let lease = var_secs(config, "SYNC_LEASE_SECONDS", 30);
+    let lease = var_secs(config, "SYNC_LEASE_SECONDS", 120);
     let claimed = match config
         .rest
         .rpc(
@@ -758,6 +825,7 @@ pub async fn work(config: &'static Config, clock: &dyn Clock, job_id: Uuid) {
         deadline_ms: clock.monotonic_ms() + budget as f64 * 1000.0,
         throttled: 0,
         last_cost: None,
+        current: String::new(),
     };
     let job = &claimed["job"];
     let resources: Vec<String> = job["resources"]
@@ -774,6 +842,7 @@ pub async fn work(config: &'static Config, clock: &dyn Clock, job_id: Uuid) {
         if cp.get("done") == Some(&json!(true)) {
             continue;
         }
+        run.current = resource.clone();
         let outcome = if cp.get("mode").and_then(Value::as_str) == Some("bulk") {
             run.bulk(&resource, &cp).await
         } else {
@@ -978,12 +1047,52 @@ mod tests {
         assert!(!bulk_query("customers", None).contains("query:"));
         assert!(children_query("products")
             .unwrap()
-            .contains("... on Product { variants(first: 250, after: $after)"));
+            .contains("... on Product { variants(first: 249, after: $after)"));
         assert!(children_query("customers").is_none());
         assert!(page_query("abandoned_checkouts").contains("sortKey: CREATED_AT"));
         assert!(
             bulk_query("products", None).contains("featuredMedia { preview { image { url } } }")
         );
+    }
+
+    #[test]
+    fn the_next_mark_stays_behind_the_reads_start_and_never_goes_back() {
+        let began = 1_795_773_600; // 2026-11-27T10:00:00Z
+                                   // Records read up to 09:30: the mark is 09:30.
+        assert_eq!(
+            next_mark(
+                Some("2026-11-27T09:00:00Z"),
+                Some("2026-11-27T09:30:00Z"),
+                began
+            )
+            .unwrap(),
+            "2026-11-27T09:30:00Z"
+        );
+        // A record updated at 09:59:30 (or ahead of our clock): the mark stays at 09:59:00.
+        assert_eq!(
+            next_mark(
+                Some("2026-11-27T09:00:00Z"),
+                Some("2026-11-27T10:05:00Z"),
+                began
+            )
+            .unwrap(),
+            "2026-11-27T09:59:00Z"
+        );
+        // Never behind where the read started from, nor lost when nothing changed.
+        assert_eq!(
+            next_mark(
+                Some("2026-11-27T09:59:30Z"),
+                Some("2026-11-27T10:05:00Z"),
+                began
+            )
+            .unwrap(),
+            "2026-11-27T09:59:30Z"
+        );
+        assert_eq!(
+            next_mark(Some("2026-11-27T09:00:00Z"), None, began).unwrap(),
+            "2026-11-27T09:00:00Z"
+        );
+        assert_eq!(next_mark(None, None, began), None);
     }
 
     #[test]

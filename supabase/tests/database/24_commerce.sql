@@ -13,6 +13,7 @@ insert into public.commerce_integrations (id, tenant_id, status, store_domain, a
    'a-shop.myshopify.com', 'v1.k1.sealed-a'),
   ('7b000000-0000-4000-8000-000000000001', '1b000000-0000-4000-8000-000000000001', 'connected',
    'b-shop.myshopify.com', 'v1.k1.sealed-b');
+update public.commerce_integrations set connected_at = now() - interval '1 day';
 
 -- Privileges.
 select ok(not has_column_privilege('authenticated', 'public.commerce_integrations', 'access_token_encrypted', 'select'),
@@ -128,8 +129,9 @@ select is((select trigger_ready::text from public.commerce_abandoned_carts where
   'an abandoned cart with a phone is ready for a recovery call');
 select is((select trigger_ready::text from public.commerce_abandoned_carts where external_cart_id = '900'), 'not_applicable',
   'a recovered one is not');
--- Product 2 was not in the last page of this run; 1 was.
-update public.commerce_products set last_seen_job = null where external_product_id = '2';
+-- Product 2 was not in this run's full read, and nothing wrote it since the job started; 1 was read.
+update public.commerce_products set last_seen_job = null, synced_at = now() - interval '1 hour'
+where external_product_id = '2';
 select is(pg_temp.step('products', '[]', '{"done": true}') ->> 'status', 'completed',
   'the job completes when every resource is done');
 select isnt((select deleted_at from public.commerce_products where external_product_id = '2'), null,
@@ -193,9 +195,27 @@ values ('old', '1a000000-0000-4000-8000-000000000001', '0a000000-0000-4000-8000-
 select is(public.take_shopify_oauth_state('old', 'new-a.myshopify.com'), '{"error": "state_expired"}',
   'a state older than 10 minutes is refused');
 
+-- Statuses: a newer API's UNLISTED is kept; one this schema does not know is not shown as active.
+select private.apply_commerce_records((select i from public.commerce_integrations i
+  where i.id = '7b000000-0000-4000-8000-000000000001'), 'products',
+  '[{"external_id": "u1", "title": "U", "status": "unlisted", "variants": []},
+    {"external_id": "u2", "title": "N", "status": "SOMETHING_NEW", "variants": []}]', null);
+select results_eq($$select external_product_id, status::text from public.commerce_products
+                   where external_product_id in ('u1', 'u2') order by 1$$,
+  $$values ('u1', 'unlisted'), ('u2', 'draft')$$, 'product statuses map safely');
+
+-- A product deleted at the store is not brought back by a version no newer than its deletion.
+update public.commerce_products set deleted_at = now() where external_product_id = '1';
+select private.apply_commerce_records((select i from public.commerce_integrations i
+  where i.id = '7a000000-0000-4000-8000-000000000001'), 'products',
+  '[{"external_id": "1", "title": "Revived?", "external_updated_at": "2026-11-02T00:00:00Z", "variants": []}]', null);
+select is((select (title, deleted_at is not null)::text from public.commerce_products where external_product_id = '1'),
+  '("Headphones v2",t)', 'a deleted product stays deleted');
+
 -- Webhooks: once per id; redaction; uninstall.
 select is(public.record_commerce_webhook('a-shop.myshopify.com', 'w1', 'customers/redact',
-  '{"redact_customer": "500", "orders": ["101"]}') ->> 'duplicate', 'false', 'a delivery is recorded');
+  '{"redact_customer": "500", "orders": ["101"], "phone": "+15550000000"}') ->> 'duplicate', 'false',
+  'a delivery is recorded');
 select is(public.record_commerce_webhook('a-shop.myshopify.com', 'w1', 'customers/redact', '{}') ->> 'duplicate', 'true',
   'the same webhook id again is a duplicate');
 select is(public.apply_commerce_webhook((select id from public.commerce_webhook_events where webhook_id = 'w1')) ->> 'status',
@@ -206,6 +226,16 @@ select is((select count(*)::int from public.commerce_orders
            where external_order_id in ('100', '101') and (customer_name is not null or customer_email is not null
              or customer_phone is not null or shipping_address is not null)), 0,
   'so is that on their orders and on the orders named');
+select is((select customer_phone from public.commerce_orders where external_order_id = '102'), null,
+  'and on a guest order with their phone');
+select is((select work from public.commerce_webhook_events where webhook_id = 'w1'), '{"applied": 4}',
+  'no payload is kept once applied');
+select private.apply_commerce_records((select i from public.commerce_integrations i
+  where i.id = '7a000000-0000-4000-8000-000000000001'), 'orders',
+  '[{"external_id": "100", "customer": {"external_id": "500"}, "customer_name": "Asha", "customer_phone": "+919800000001",
+     "payment_type": "cod", "total_amount": "4999.00", "external_updated_at": "2026-11-26T00:00:00Z", "items": []}]', null);
+select is((select (customer_name, customer_phone)::text from public.commerce_orders where external_order_id = '100'),
+  '(,)', 'a later version of a redacted customer''s order does not bring their data back');
 select is((select total_amount from public.commerce_orders where external_order_id = '100'), 4999.00,
   'the rows and totals stay');
 select is(public.apply_commerce_webhook((select id from public.commerce_webhook_events where webhook_id = 'w1')) ->> 'applied',
@@ -219,10 +249,43 @@ select is((select (status, access_token_encrypted)::text from public.commerce_in
   'app/uninstalled disconnects and destroys the token');
 select is((select count(*)::int from public.audit_log where entity_id = '7a000000-0000-4000-8000-000000000001'
            and action in ('commerce.customer_redacted', 'integration.uninstalled')), 2, 'both are audited');
+select is(public.record_commerce_webhook('a-shop.myshopify.com', 'w4', 'orders/create',
+  '{"resource": "orders", "records": [{"external_id": "999"}]}') ->> 'status', 'ignored',
+  'a disconnected store''s deliveries are ignored');
+select is((select work from public.commerce_webhook_events where webhook_id = 'w4'), '{}', 'and not kept');
+select is(public.record_commerce_webhook('b-shop.myshopify.com', 'w5', 'app/uninstalled',
+  '{"uninstalled": true, "triggered_at": "2000-01-01T00:00:00Z"}') ->> 'status', 'queued', 'an old uninstall is recorded');
+select is(public.apply_commerce_webhook((select id from public.commerce_webhook_events where webhook_id = 'w5')) ->> 'status',
+  'ignored', 'but an uninstall triggered before this connection does not disconnect it');
+select is((select status::text from public.commerce_integrations where id = '7b000000-0000-4000-8000-000000000001'),
+  'connected', 'B stays connected');
+
+-- A sync of a disconnected store stops; a job that keeps failing ends.
+insert into public.commerce_sync_jobs (id, tenant_id, integration_id, resources, checkpoints) values
+  ('8a000000-0000-4000-8000-000000000002', '1a000000-0000-4000-8000-000000000001',
+   '7a000000-0000-4000-8000-000000000001', '{products}', '{"products": {"mode": "bulk", "done": false}}');
+create temporary table lease2 as
+  select (public.claim_commerce_sync('8a000000-0000-4000-8000-000000000002', 60) ->> 'owner')::uuid as owner;
+select throws_ok($$select public.commerce_sync_step('8a000000-0000-4000-8000-000000000002', (select owner from lease2),
+  'products', '[]', '{}', 60)$$, 'CE409', 'the integration is disconnected; the sync stops',
+  'a page for a disconnected store is refused');
+select public.release_commerce_sync('8a000000-0000-4000-8000-000000000002', (select owner from lease2), 'HTTP 500', false);
+do $$
+begin
+  for i in 2..10 loop
+    perform public.release_commerce_sync('8a000000-0000-4000-8000-000000000002',
+      (public.claim_commerce_sync('8a000000-0000-4000-8000-000000000002', 60) ->> 'owner')::uuid, 'HTTP 500', false);
+  end loop;
+end
+$$;
+select is((select (status, failures)::text from public.commerce_sync_jobs where id = '8a000000-0000-4000-8000-000000000002'),
+  '(failed,10)', 'the 10th invocation in a row to stop on an error ends the job');
 
 -- Disconnect (B, keep_data then purge), through the function's admission.
 insert into public.commerce_products (tenant_id, integration_id, external_product_id, title)
 values ('1b000000-0000-4000-8000-000000000001', '7b000000-0000-4000-8000-000000000001', 'b1', 'B product');
+update public.commerce_integrations set sync_state = '{"products": "2026-11-01T00:00:00Z"}'
+where id = '7b000000-0000-4000-8000-000000000001';
 select tests.act_as('0a000000-0000-4000-8000-000000000001');
 select throws_ok($$select public.disconnect_commerce_integration('7b000000-0000-4000-8000-000000000001', false, 'revoked')$$,
   'CEN04', 'integration not found', 'another tenant''s integration is not found');
@@ -233,10 +296,14 @@ select tests.act_as_owner();
 select is((select (status, access_token_encrypted)::text from public.commerce_integrations
            where id = '7b000000-0000-4000-8000-000000000001'), '(disconnected,)', 'the token is destroyed');
 select is((select count(*)::int from public.commerce_products where integration_id = '7b000000-0000-4000-8000-000000000001'),
-  1, 'keep_data keeps the rows');
+  3, 'keep_data keeps the rows');
 select tests.act_as('0b000000-0000-4000-8000-000000000001');
 select is(public.disconnect_commerce_integration('7b000000-0000-4000-8000-000000000001', true, 'no_token') -> 'purged',
-  '{"orders": 0, "products": 1, "customers": 0, "abandoned_checkouts": 0}', 'purge deletes the rows');
+  '{"orders": 0, "products": 3, "customers": 0, "abandoned_checkouts": 0}', 'purge deletes the rows');
+select tests.act_as_owner();
+select is((select sync_state from public.commerce_integrations where id = '7b000000-0000-4000-8000-000000000001'), '{}',
+  'and the sync marks, so a later connection reads everything again');
+select tests.act_as('0b000000-0000-4000-8000-000000000001');
 select throws_ok($$select public.start_commerce_sync('7b000000-0000-4000-8000-000000000001', '{products}', false)$$,
   'CE409', 'the integration is disconnected; connect the store again first', 'a disconnected store does not sync');
 select tests.act_as_owner();
