@@ -147,32 +147,67 @@ wire_functions() {
   (cd "$ROOT" && deno fmt -q README.md)
 }
 
+# wasm-bindgen and wasm-opt for one built function, into functions/<name>/pkg.
+# Skipped when the crate's wasm, the tools and their flags are what made the
+# pkg already (a stamp in the target directory): wasm-opt (binaryen from npm)
+# takes about 20 s of one core per module.
+WASM_OPT_FLAGS=(-Oz --enable-reference-types --enable-bulk-memory --enable-sign-ext
+  --enable-mutable-globals --enable-nontrapping-float-to-int --enable-multivalue)
+package_function() { # package_function <name>
+  local name="$1" crate="${1//-/_}"
+  local out="$ROOT/functions/$name/pkg"
+  local wasm
+  wasm="$(cargo_target_dir)/wasm32-unknown-unknown/release/$crate.wasm"
+  local stamps
+  stamps="$(cargo_target_dir)/pkg-stamps"
+  local stamp
+  stamp="$(
+    sha256sum "$wasm" | cut -d' ' -f1
+    wasm-bindgen --version
+    wasm-opt --version
+    echo "${WASM_OPT_FLAGS[*]}"
+  )"
+  if [ -f "$out/${crate}_bg.wasm" ] && [ "$(cat "$stamps/$name" 2>/dev/null)" = "$stamp" ]; then
+    return 0
+  fi
+  rm -rf "$out" && mkdir -p "$out" "$stamps"
+  wasm-bindgen --target deno --out-dir "$out" "$wasm"
+  # binaryen from npm; Debian's is too old for wasm-bindgen's externref table.
+  # Explicit features: --all-features makes Deno reject the module.
+  # Once more if it dies: binaryen's npm build has been seen to trap, rarely,
+  # on a busy machine, and the same input then optimises fine.
+  local attempt
+  for attempt in 1 2; do
+    wasm-opt "${WASM_OPT_FLAGS[@]}" "$out/${crate}_bg.wasm" -o "$out/${crate}_bg.wasm.opt" && break
+    [ "$attempt" = 2 ] && return 1
+    log "wasm-opt failed on $name; once more"
+  done
+  mv "$out/${crate}_bg.wasm.opt" "$out/${crate}_bg.wasm"
+  printf '%s\n' "$stamp" >"$stamps/$name"
+}
+
 build_functions() {
   wire_functions
   log "building every function for wasm32 (release)"
   (cd "$ROOT" && cargo build -q --release --target wasm32-unknown-unknown $(function_names | sed 's/^/-p /'))
-  local name crate out
+  # Two at a time: wasm-opt uses one core, and the machine has two.
+  local name pids=() failed=0
+  for name in $(function_names); do
+    package_function "$name" &
+    pids+=("$!")
+    if [ "${#pids[@]}" -ge 2 ]; then
+      wait "${pids[0]}" || failed=1
+      pids=("${pids[@]:1}")
+    fi
+  done
+  for name in "${pids[@]}"; do wait "$name" || failed=1; done
+  [ "$failed" = 0 ] || die "packaging a function failed (see above)"
+  local crate
   printf '%-28s %12s %12s\n' function "wasm bytes" "gzip bytes" >&2
   for name in $(function_names); do
     crate="${name//-/_}"
-    out="$ROOT/functions/$name/pkg"
-    rm -rf "$out" && mkdir -p "$out"
-    wasm-bindgen --target deno --out-dir "$out" "$(cargo_target_dir)/wasm32-unknown-unknown/release/$crate.wasm"
-    # binaryen from npm; Debian's is too old for wasm-bindgen's externref table.
-    # Explicit features: --all-features makes Deno reject the module.
-    # Once more if it dies: binaryen's npm build has been seen to trap, rarely,
-    # on a busy machine, and the same input then optimises fine.
-    local attempt
-    for attempt in 1 2; do
-      wasm-opt -Oz --enable-reference-types --enable-bulk-memory --enable-sign-ext \
-        --enable-mutable-globals --enable-nontrapping-float-to-int --enable-multivalue \
-        "$out/${crate}_bg.wasm" -o "$out/${crate}_bg.wasm.opt" && break
-      [ "$attempt" = 2 ] && return 1
-      log "wasm-opt failed on $name; once more"
-    done
-    mv "$out/${crate}_bg.wasm.opt" "$out/${crate}_bg.wasm"
-    printf '%-28s %12s %12s\n' "$name" "$(stat -c %s "$out/${crate}_bg.wasm")" \
-      "$(gzip -9c "$out/${crate}_bg.wasm" | wc -c)" >&2
+    printf '%-28s %12s %12s\n' "$name" "$(stat -c %s "$ROOT/functions/$name/pkg/${crate}_bg.wasm")" \
+      "$(gzip -9c "$ROOT/functions/$name/pkg/${crate}_bg.wasm" | wc -c)" >&2
   done
 }
 
