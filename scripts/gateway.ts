@@ -77,7 +77,12 @@ async function proxyRest(req: Request, path: string): Promise<Response> {
   if (columns !== null) {
     url.searchParams.set("columns", columns.replaceAll('"', ""));
   }
-  const upstream = await fetch(`${restUrl}${path}${url.search}`, {
+  // A query string is form-encoded: supabase-js (URLSearchParams) sends a
+  // space as "+", which PostgREST reads as a space and the local REST server
+  // would take literally (a search for "Sleek Mug" would find nothing). A
+  // literal plus arrives as %2B, so every raw "+" is a space.
+  const search = url.search.replaceAll("+", "%20");
+  const upstream = await fetch(`${restUrl}${path}${search}`, {
     method: req.method,
     headers,
     body: req.body,

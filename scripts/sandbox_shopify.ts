@@ -76,7 +76,8 @@
 //   POST   /{shop}/token {"scope"?}  a token without the OAuth dance
 //   POST   /{shop}/send {"topic","payload"?,"webhook_id"?,"tamper"?,"uri"?,"customer_id"?,"id"?}
 //   POST   /{shop}/mutate {"update_products"?,"update_orders"?,"create_orders"?,
-//          "update_customers"?,"update_checkouts"?,"delete_products"?,"remove_variants"?}
+//          "update_customers"?,"update_checkouts"?,"delete_products"?,"remove_variants"?,
+//          "grow_variants"?}  grow_variants: products taken to 25 variants
 //   GET    /{shop}/ids?resource=products|variants|orders|line_items|customers|checkouts|
 //          checkout_line_items
 //   GET    /{shop}/stats, GET /{shop}/webhooks
@@ -4005,6 +4006,7 @@ function mutate(s: Shop, m: Rec): Rec {
     checkouts: [] as string[],
     deleted_products: [] as string[],
     removed_variants: [] as string[],
+    added_variants: [] as string[],
   };
   out.products.push(
     ...ids(
@@ -4051,6 +4053,29 @@ function mutate(s: Shop, m: Rec): Rec {
     };
     d.products.set(p.id, next);
     out.removed_variants.push(String(gone.id));
+    out.products.push(String(p.id));
+  }
+  // Products grown to 25 variants: more than a page of them (Shopify allows
+  // 2,048 a product), so readers must page through a product's variants.
+  for (const p of pickSome(r, [...d.products.values()], n("grow_variants"))) {
+    const last = p.variants[p.variants.length - 1];
+    const added: Variant[] = [];
+    for (let i = p.variants.length; i < 25; i++) {
+      added.push({
+        ...last,
+        id: d.next.variant++,
+        title: `Option ${i + 1}`,
+        option: `Option ${i + 1}`,
+        sku: `${last.sku || "SKU"}-O${i + 1}`,
+        position: i + 1,
+      });
+    }
+    d.products.set(p.id, {
+      ...p,
+      updatedAt: tick(d),
+      variants: [...p.variants, ...added],
+    });
+    out.added_variants.push(...added.map((v) => String(v.id)));
     out.products.push(String(p.id));
   }
   return out;
