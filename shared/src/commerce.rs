@@ -191,6 +191,38 @@ fn full_name(c: &Value) -> Value {
     }
 }
 
+/// The buyer's contact as an order or a cart keeps it: the customer's name
+/// (else the shipping address's), the record's own email and phone (else the
+/// customer's, else the shipping address's phone). Both formats, both kinds.
+fn buyer(
+    customer: &Value,
+    email: &Value,
+    phone: &Value,
+    shipping: &Value,
+) -> [(&'static str, Value); 3] {
+    [
+        (
+            "customer_name",
+            first_text(&[&full_name(customer), &shipping["name"]]),
+        ),
+        ("customer_email", first_text(&[email, &customer["email"]])),
+        (
+            "customer_phone",
+            first_text(&[phone, &customer["phone"], &shipping["phone"]]),
+        ),
+    ]
+}
+
+/// `record` with the buyer's contact fields added.
+fn with_buyer(mut record: Value, contact: [(&'static str, Value); 3]) -> Value {
+    if let Some(map) = record.as_object_mut() {
+        for (k, v) in contact {
+            map.insert(k.into(), v);
+        }
+    }
+    record
+}
+
 fn first_text(candidates: &[&Value]) -> Value {
     candidates
         .iter()
@@ -340,30 +372,31 @@ pub fn order_from_node(o: &Value, items: Option<Vec<Value>>) -> Value {
     });
     let customer = customer_ref(&o["customer"]);
     let shipping = address(&o["shippingAddress"]);
-    json!({
-        "external_id": o.get("id").and_then(external_id),
-        "order_number": text(&o["name"]),
-        "customer": customer,
-        "customer_name": first_text(&[&full_name(&customer), &shipping["name"]]),
-        "customer_email": first_text(&[&o["email"], &customer["email"]]),
-        "customer_phone": first_text(&[&o["phone"], &customer["phone"], &shipping["phone"]]),
-        "total_amount": money_set(&o["totalPriceSet"]),
-        "subtotal": money_set(&o["subtotalPriceSet"]),
-        "total_tax": money_set(&o["totalTaxSet"]),
-        "total_discounts": money_set(&o["totalDiscountsSet"]),
-        "currency": o.get("currencyCode").cloned()
-            .or_else(|| o.pointer("/totalPriceSet/shopMoney/currencyCode").cloned()),
-        "payment_type": payment_type(&o["paymentGatewayNames"]),
-        "financial_status": financial_status(&o["displayFinancialStatus"]),
-        "fulfillment_status": fulfillment_status(&o["displayFulfillmentStatus"]),
-        "shipping_address": shipping,
-        "billing_address": address(&o["billingAddress"]),
-        "notes": text(&o["note"]),
-        "tags": tags(&o["tags"]),
-        "order_created_at": o["createdAt"],
-        "external_updated_at": o["updatedAt"],
-        "items": items,
-    })
+    let contact = buyer(&customer, &o["email"], &o["phone"], &shipping);
+    with_buyer(
+        json!({
+            "external_id": o.get("id").and_then(external_id),
+            "order_number": text(&o["name"]),
+            "customer": customer,
+            "total_amount": money_set(&o["totalPriceSet"]),
+            "subtotal": money_set(&o["subtotalPriceSet"]),
+            "total_tax": money_set(&o["totalTaxSet"]),
+            "total_discounts": money_set(&o["totalDiscountsSet"]),
+            "currency": o.get("currencyCode").cloned()
+                .or_else(|| o.pointer("/totalPriceSet/shopMoney/currencyCode").cloned()),
+            "payment_type": payment_type(&o["paymentGatewayNames"]),
+            "financial_status": financial_status(&o["displayFinancialStatus"]),
+            "fulfillment_status": fulfillment_status(&o["displayFulfillmentStatus"]),
+            "shipping_address": shipping,
+            "billing_address": address(&o["billingAddress"]),
+            "notes": text(&o["note"]),
+            "tags": tags(&o["tags"]),
+            "order_created_at": o["createdAt"],
+            "external_updated_at": o["updatedAt"],
+            "items": items,
+        }),
+        contact,
+    )
 }
 
 /// A line item of an `AbandonedCheckout` node.
@@ -393,22 +426,23 @@ pub fn cart_from_node(c: &Value, items: Option<Vec<Value>>) -> Value {
     });
     let customer = customer_ref(&c["customer"]);
     let completed = !c["completedAt"].is_null();
-    json!({
-        "external_id": c.get("id").and_then(external_id),
-        "customer": customer,
-        "customer_name": full_name(&customer),
-        "customer_email": first_text(&[&c["email"], &customer["email"]]),
-        "customer_phone": first_text(&[&c["phone"], &customer["phone"]]),
-        "total_value": money_set(&c["totalPriceSet"]),
-        "currency": c.pointer("/totalPriceSet/shopMoney/currencyCode").cloned().unwrap_or(Value::Null),
-        "items_count": items.len(),
-        "status": if completed { "recovered" } else { "abandoned" },
-        "recovery_url": text(&c["abandonedCheckoutUrl"]),
-        "abandoned_at": c["createdAt"],
-        "recovered_at": c["completedAt"],
-        "external_updated_at": c["updatedAt"],
-        "items": items,
-    })
+    let contact = buyer(&customer, &c["email"], &c["phone"], &Value::Null);
+    with_buyer(
+        json!({
+            "external_id": c.get("id").and_then(external_id),
+            "customer": customer,
+            "total_value": money_set(&c["totalPriceSet"]),
+            "currency": c.pointer("/totalPriceSet/shopMoney/currencyCode").cloned().unwrap_or(Value::Null),
+            "items_count": items.len(),
+            "status": if completed { "recovered" } else { "abandoned" },
+            "recovery_url": text(&c["abandonedCheckoutUrl"]),
+            "abandoned_at": c["createdAt"],
+            "recovered_at": c["completedAt"],
+            "external_updated_at": c["updatedAt"],
+            "items": items,
+        }),
+        contact,
+    )
 }
 
 /// A node of `resource` as its record.
@@ -564,29 +598,30 @@ pub fn order_from_rest(o: &Value) -> Value {
         .collect();
     let customer = customer_ref(&o["customer"]);
     let shipping = address(&o["shipping_address"]);
-    json!({
-        "external_id": o.get("id").and_then(external_id),
-        "order_number": text(&o["name"]),
-        "customer": customer,
-        "customer_name": first_text(&[&full_name(&customer), &shipping["name"]]),
-        "customer_email": first_text(&[&o["email"], &customer["email"]]),
-        "customer_phone": first_text(&[&o["phone"], &customer["phone"], &shipping["phone"]]),
-        "total_amount": money(&o["total_price"]),
-        "subtotal": money(&o["subtotal_price"]),
-        "total_tax": money(&o["total_tax"]),
-        "total_discounts": money(&o["total_discounts"]),
-        "currency": o["currency"],
-        "payment_type": payment_type(&o["payment_gateway_names"]),
-        "financial_status": financial_status(&o["financial_status"]),
-        "fulfillment_status": fulfillment_status(&o["fulfillment_status"]),
-        "shipping_address": shipping,
-        "billing_address": address(&o["billing_address"]),
-        "notes": text(&o["note"]),
-        "tags": tags(&o["tags"]),
-        "order_created_at": o["created_at"],
-        "external_updated_at": o["updated_at"],
-        "items": items,
-    })
+    let contact = buyer(&customer, &o["email"], &o["phone"], &shipping);
+    with_buyer(
+        json!({
+            "external_id": o.get("id").and_then(external_id),
+            "order_number": text(&o["name"]),
+            "customer": customer,
+            "total_amount": money(&o["total_price"]),
+            "subtotal": money(&o["subtotal_price"]),
+            "total_tax": money(&o["total_tax"]),
+            "total_discounts": money(&o["total_discounts"]),
+            "currency": o["currency"],
+            "payment_type": payment_type(&o["payment_gateway_names"]),
+            "financial_status": financial_status(&o["financial_status"]),
+            "fulfillment_status": fulfillment_status(&o["fulfillment_status"]),
+            "shipping_address": shipping,
+            "billing_address": address(&o["billing_address"]),
+            "notes": text(&o["note"]),
+            "tags": tags(&o["tags"]),
+            "order_created_at": o["created_at"],
+            "external_updated_at": o["updated_at"],
+            "items": items,
+        }),
+        contact,
+    )
 }
 
 /// A `checkouts/create|update` payload.
@@ -618,22 +653,23 @@ pub fn cart_from_rest(c: &Value) -> Value {
         .collect();
     let customer = customer_ref(&c["customer"]);
     let completed = !c["completed_at"].is_null();
-    json!({
-        "external_id": c.get("id").and_then(external_id),
-        "customer": customer,
-        "customer_name": full_name(&customer),
-        "customer_email": first_text(&[&c["email"], &customer["email"]]),
-        "customer_phone": first_text(&[&c["phone"], &customer["phone"]]),
-        "total_value": money(&c["total_price"]),
-        "currency": c["currency"],
-        "items_count": items.len(),
-        "status": if completed { "recovered" } else { "abandoned" },
-        "recovery_url": text(&c["abandoned_checkout_url"]),
-        "abandoned_at": c["created_at"],
-        "recovered_at": c["completed_at"],
-        "external_updated_at": c["updated_at"],
-        "items": items,
-    })
+    let contact = buyer(&customer, &c["email"], &c["phone"], &Value::Null);
+    with_buyer(
+        json!({
+            "external_id": c.get("id").and_then(external_id),
+            "customer": customer,
+            "total_value": money(&c["total_price"]),
+            "currency": c["currency"],
+            "items_count": items.len(),
+            "status": if completed { "recovered" } else { "abandoned" },
+            "recovery_url": text(&c["abandoned_checkout_url"]),
+            "abandoned_at": c["created_at"],
+            "recovered_at": c["completed_at"],
+            "external_updated_at": c["updated_at"],
+            "items": items,
+        }),
+        contact,
+    )
 }
 
 #[cfg(test)]

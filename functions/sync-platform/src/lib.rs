@@ -656,9 +656,9 @@ impl Run<'_> {
                     let lines: Vec<&str> = body.lines().collect();
                     let mut line = cp.get("line").and_then(Value::as_u64).unwrap_or(0) as usize;
                     let high = cp.get("bulk_created_at").cloned().unwrap_or(Value::Null);
+                    let chunk =
+                        var_secs(self.config, "SYNC_BULK_CHUNK", BULK_CHUNK as u64) as usize;
                     loop {
-                        let chunk =
-                            var_secs(self.config, "SYNC_BULK_CHUNK", BULK_CHUNK as u64) as usize;
                         let (records, next_line) = bulk_chunk(resource, &lines, line, chunk)
                             .map_err(|e| Stop::Failed(format!("{resource}: {e}")))?;
                         let done = next_line >= lines.len();
