@@ -857,3 +857,36 @@ Deno.test("the platform's own store connects by name alone with its custom-app t
     false,
   );
 });
+
+Deno.test("one tenant's flood of sync requests gets fast 429s and starts one job; another tenant's sync is not held up", async () => {
+  const a = await makeTenant();
+  const b = await makeTenant();
+  await sql`insert into public.rate_limit_policies (tenant_id, function_name, max_requests, window_seconds)
+    values (${a.id}, 'sync-platform', 3, 60)`;
+  const shopA = `flood-a-${tag()}.myshopify.com`;
+  const shopB = `flood-b-${tag()}.myshopify.com`;
+  const [ia, ib] = [await connect(a, shopA), await connect(b, shopB)];
+  const flood = Array.from(
+    { length: 20 },
+    () => invoke(a.db, "sync-platform", { integration_id: ia }),
+  );
+  const theirs = syncAndWait(b, { integration_id: ib });
+  const outcomes = await Promise.all(flood);
+  const statuses = outcomes.map((o) => o.status).sort();
+  assert.equal(
+    statuses.filter((s) => s === 202).length,
+    3,
+    JSON.stringify(statuses),
+  );
+  assert.equal(statuses.filter((s) => s === 429).length, 17);
+  const limited = outcomes.find((o) => o.status === 429)!;
+  assert.equal(limited.body.error.code, "RATE_LIMITED");
+  assert.ok(Number(limited.headers.get("retry-after")) >= 1);
+  // The three admitted requests share one job.
+  const [jobs] =
+    await sql`select count(*)::int as n from public.commerce_sync_jobs where integration_id = ${ia}`;
+  assert.equal(jobs.n, 1);
+  // B's own sync completes and equals its store.
+  await theirs;
+  await assertSameAsStore(shopB, ib);
+});
